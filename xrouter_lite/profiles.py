@@ -68,8 +68,13 @@ def resolve_data_dir(path: str | os.PathLike | None = None) -> Path:
     return p
 
 
-def artifacts_dir(default: str | os.PathLike = "runs/standalone") -> Path:
-    """Where a notebook writes what the next one reads: the runner's run dir, else `default`."""
-    p = Path(os.environ.get(RUNS_ENV) or default).expanduser().resolve()
-    (p / "artifacts").mkdir(parents=True, exist_ok=True)
-    return p / "artifacts"
+def artifacts_dir(run_dir: str | os.PathLike | None = None, profile: str = "cpu") -> Path:
+    """Where a notebook writes what the next one reads: `<run dir>/artifacts`, created if needed.
+
+    The runner passes RUN_DIR; a notebook run alone (empty RUN_DIR) uses $XROUTER_LITE_RUN_DIR if set,
+    else `runs/standalone-<profile>` under the working directory, so it can still find earlier outputs.
+    """
+    chosen = run_dir or os.environ.get(RUNS_ENV) or Path("runs") / f"standalone-{profile}"
+    p = Path(chosen).expanduser().resolve() / "artifacts"
+    p.mkdir(parents=True, exist_ok=True)
+    return p

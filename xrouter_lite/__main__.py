@@ -1,0 +1,76 @@
+"""The command line: `python -m xrouter_lite <command>`; `--help` on any command lists its options.
+
+    python -m xrouter_lite notebooks --profile smoke     # run the tutorial series with papermill
+    python -m xrouter_lite pool --data ../shared/data    # per-task accuracy and cost of every model
+    python -m xrouter_lite evaluate --split test --routers all --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from xrouter_lite.profiles import PROFILES
+
+
+def _data_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None, help="recorded data directory (default: $XROUTER_LITE_DATA)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All subcommands; each handler is imported only when its command runs, so --help stays fast."""
+    parser = argparse.ArgumentParser(prog="python -m xrouter_lite", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("notebooks", help="execute every notebook in order with papermill")
+    p.add_argument("--profile", choices=list(PROFILES), default="cpu")
+    p.add_argument("--notebooks", default="notebooks", help="folder of NN_*.ipynb notebooks")
+    p.add_argument("--runs", default="runs", help="where run directories are created")
+    p.add_argument("--only", nargs="*", default=None, help="run only notebooks whose names start with these")
+    _data_arg(p)
+    p.set_defaults(handler="xrouter_lite.runner:notebooks_command")
+
+    p = sub.add_parser("pool", help="per (source, task, model): n, accuracy, tokens and USD per query")
+    _data_arg(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    p.add_argument("--source", default=None, help="zeroeval, mmlu-pro or routerbench (default: all)")
+    p.set_defaults(handler="xrouter_lite.data:pool_command")
+
+    p = sub.add_parser("download", help="fetch the recorded upstream files into a data directory")
+    p.add_argument("--data", required=True, help="directory to download into")
+    p.add_argument("--sources", nargs="*", default=None, help="zeroeval mmlu-pro routerbench (default: all)")
+    p.set_defaults(handler="xrouter_lite.data:download_command")
+
+    p = sub.add_parser("evaluate", help="evaluate routers on a split of the replay pool")
+    _data_arg(p)
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--routers", default="all", help="comma-separated router names, or all")
+    p.add_argument("--lambda", dest="lam", type=float, default=3.0, help="cost weight of the reward")
+    p.add_argument("--source", default="zeroeval", choices=["zeroeval", "mmlu-pro", "routerbench"])
+    p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    p.set_defaults(handler="xrouter_lite.routers:evaluate_command")
+
+    p = sub.add_parser("record", help="record a live pool's answers into the tidy table (costs money)")
+    p.add_argument("--pool", required=True, help="YAML pool config (see examples/pool.example.yaml)")
+    p.add_argument("--tasks", default="gsm", help="comma-separated tasks to ask, e.g. gsm,crux")
+    p.add_argument("--n", type=int, default=20, help="queries per task (train split)")
+    p.add_argument("--budget", type=float, required=True, help="hard USD cap for this recording")
+    p.add_argument("--out", default="runs/live/pool.parquet", help="where the tidy table is written")
+    p.add_argument("--cache", default=".cache/responses.sqlite", help="SQLite response cache")
+    p.add_argument("--concurrency", type=int, default=4)
+    _data_arg(p)
+    p.set_defaults(handler="xrouter_lite.live:record_command")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and run the chosen command's handler."""
+    import importlib
+
+    args = build_parser().parse_args(argv)
+    module, func = args.handler.split(":")
+    return int(getattr(importlib.import_module(module), func)(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Execute the tutorial notebooks in order with papermill, one run directory per invocation.
+
+    python -m xrouter_lite notebooks --profile smoke      # what CI runs
+    python -m xrouter_lite notebooks --profile cpu        # the laptop default
+
+Each run writes `runs/<profile>-<timestamp>/`: the executed notebooks, `artifacts/` (what one notebook
+hands to the next), `notebooks.csv` (wall seconds and peak MB per notebook) and `summary.json`.
+Notebooks report evaluated routers with `record_router_results`, which the summary collects.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from xrouter_lite.profiles import RUNS_ENV, get_profile
+
+ROUTER_RESULTS = "router_results.jsonl"  # inside artifacts/: one JSON object per evaluated router
+
+
+@dataclass
+class NotebookResult:
+    """What the runner measured for one notebook."""
+
+    notebook: str
+    status: str  # ok | failed | not run
+    wall_s: float = 0.0
+    peak_mb: float = 0.0
+    error: str = ""
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook cell raised; the message names notebook, cell and error."""
+
+
+def list_notebooks(notebooks_dir: str | os.PathLike) -> list[Path]:
+    """Notebooks named `NN_*.ipynb`, in numeric order."""
+    found = [p for p in Path(notebooks_dir).glob("*.ipynb") if re.match(r"^\d+_", p.name)]
+    return sorted(found, key=lambda p: (int(p.name.split("_", 1)[0]), p.name))
+
+
+def new_run_dir(runs_root: str | os.PathLike, profile: str) -> Path:
+    """A fresh `runs/<profile>-<timestamp>` directory; never reuses an existing one."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(runs_root) / f"{profile}-{stamp}"
+    run_dir, n = base, 1
+    while True:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            return run_dir
+        except FileExistsError:  # two runs in the same second: suffix rather than overwrite
+            n += 1
+            run_dir = base.with_name(f"{base.name}-{n}")
+
+
+class _PeakMemory:
+    """Samples the RSS of this process's children (the notebook kernel) in a background thread."""
+
+    def __init__(self, interval_s: float = 0.25):
+        import psutil
+
+        self._me = psutil.Process()
+        self._interval = interval_s
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            for child in self._me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:  # a child may exit between listing and reading
+                    pass
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> "_PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _describe_failure(notebook: Path, exc: Exception) -> str:
+    """One line naming the notebook, the cell and the error."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        # papermill's cell_index counts its own injected-parameters cell; exec_count is what Jupyter shows
+        return (f"{notebook.name}: cell {exc.cell_index} (execution count {exc.exec_count}) raised "
+                f"{exc.ename}: {exc.evalue}")
+    return f"{notebook.name}: {type(exc).__name__}: {exc}"
+
+
+def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
+                  runs_root: str | os.PathLike = "runs", data_dir: str | os.PathLike | None = None,
+                  only: list[str] | None = None, progress: bool = True,
+                  start_timeout: int = 120) -> Path:
+    """Run every notebook in numeric order into a new run dir; stop at the first failing notebook."""
+    import papermill as pm
+    from tqdm.auto import tqdm
+
+    prof = get_profile(profile)
+    notebooks = list_notebooks(notebooks_dir)
+    if only:
+        notebooks = [p for p in notebooks if any(p.name.startswith(o) for o in only)]
+    if not notebooks:
+        raise FileNotFoundError(f"no notebooks named NN_*.ipynb in {Path(notebooks_dir).resolve()}")
+    run_dir = new_run_dir(runs_root, profile).resolve()
+    (run_dir / "artifacts").mkdir()
+    data = str(Path(data_dir).resolve()) if data_dir else os.environ.get("XROUTER_LITE_DATA", "")
+    params = {"PROFILE": profile, "DATA_DIR": data, "RUN_DIR": str(run_dir)}
+    os.environ[RUNS_ENV] = str(run_dir)  # kernels inherit it, so package helpers find the run too
+
+    results = [NotebookResult(p.name, "not run") for p in notebooks]
+    failure = ""
+    bar = tqdm(total=len(notebooks), desc=f"notebooks ({profile})", unit="nb", disable=not progress)
+    for nb, res in zip(notebooks, results):
+        bar.set_postfix_str(nb.name)
+        start = time.perf_counter()
+        try:
+            with _PeakMemory() as mem:
+                pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters=params,
+                                    kernel_name="python3", progress_bar=False, cwd=str(nb.parent.resolve()),
+                                    start_timeout=start_timeout)
+            res.status = "ok"
+        except Exception as exc:  # report which notebook/cell failed, then stop the series
+            res.status, res.error = "failed", _describe_failure(nb, exc)
+            failure = res.error
+        res.wall_s = round(time.perf_counter() - start, 1)
+        res.peak_mb = round(mem.peak_mb, 1)
+        bar.update(1)
+        if failure:
+            break
+    bar.close()
+    write_run_records(run_dir, prof.to_dict(), data, results)
+    if failure:
+        raise NotebookFailed(f"{failure}\n(executed copy with the traceback: {run_dir / nb.name})")
+    return run_dir
+
+
+def write_run_records(run_dir: Path, profile: dict, data_dir: str, results: list[NotebookResult]) -> None:
+    """Write notebooks.csv and summary.json (the contents ARCHITECTURE.md specifies)."""
+    with open(run_dir / "notebooks.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["notebook", "status", "wall_s", "peak_mb", "error"])
+        for r in results:
+            w.writerow([r.notebook, r.status, r.wall_s, r.peak_mb, r.error])
+    summary = {
+        "profile": profile["name"],
+        "profile_settings": profile,
+        "seeds": [profile["seed"]],
+        "data_dir": data_dir,
+        "python": sys.version.split()[0],
+        "notebooks": {r.notebook: {"status": r.status, "wall_s": r.wall_s, "peak_mb": r.peak_mb,
+                                   **({"error": r.error} if r.error else {})} for r in results},
+        "routers": read_router_results(run_dir / "artifacts"),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def record_router_results(rows: list[dict], artifacts: str | os.PathLike) -> None:
+    """Append evaluated routers (router, accuracy, usd_per_query, mean_reward, aiq, lambda, ...) for summary.json."""
+    keep = ("router", "notebook", "split", "source", "n", "accuracy", "usd_per_query", "mean_reward", "aiq",
+            "lambda", "valid_rate")
+    with open(Path(artifacts) / ROUTER_RESULTS, "a") as f:
+        for row in rows:
+            f.write(json.dumps({k: row[k] for k in keep if k in row}, default=float) + "\n")
+
+
+def read_router_results(artifacts: Path) -> list[dict]:
+    """Every router result the notebooks of a run recorded, in order."""
+    path = artifacts / ROUTER_RESULTS
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def notebooks_command(args) -> int:
+    """CLI: run the notebook series; exit 1 with the failure report if a notebook fails."""
+    try:
+        run_dir = run_notebooks(args.profile, args.notebooks, args.runs, args.data, only=args.only)
+    except NotebookFailed as exc:
+        print(f"FAILED {exc}", file=sys.stderr)
+        return 1
+    print(f"all notebooks ran; results in {run_dir}")
+    print((run_dir / "notebooks.csv").read_text(), end="")
+    return 0
