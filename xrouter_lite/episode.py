@@ -280,8 +280,12 @@ def _score(ep: Episode, query: Query, cfg: RewardConfig, grader: Grader) -> None
 def run_episodes(router: Router, queries: Sequence[Query], pool: Pool,
                  allowed: Sequence[str] | Callable[[Query], Sequence[str]] | None = None,
                  pool_records: Mapping[str, Mapping[str, float]] | None = None, progress: bool = True,
-                 **kwargs) -> list[Episode]:
-    """`run_episode` over many queries with a progress bar; `allowed`: one sub-pool, a function of the query, or None (all)."""
+                 workers: int = 1, **kwargs) -> list[Episode]:
+    """`run_episode` over many queries with a progress bar; `allowed`: one sub-pool, a function of the query, or None (all).
+
+    `workers` > 1 runs episodes in threads, so a batching router (`LMRouter`) sees many turns at once;
+    results keep the order of `queries`.
+    """
     from tqdm.auto import tqdm
 
     def pool_of(q: Query) -> Sequence[str]:
@@ -290,8 +294,25 @@ def run_episodes(router: Router, queries: Sequence[Query], pool: Pool,
         return allowed(q) if callable(allowed) else allowed
 
     kwargs.setdefault("count_tokens", default_count_tokens())  # resolve the import once, not per query
-    episodes = []
-    for q in tqdm(queries, desc="episodes", disable=not progress):
+
+    def one(q: Query) -> Episode:
         records = pool_records.get(q.id) if pool_records is not None else None
-        episodes.append(run_episode(router, q, pool, pool_of(q), pool_records=records, **kwargs))
+        return run_episode(router, q, pool, pool_of(q), pool_records=records, **kwargs)
+
+    bar = tqdm(total=len(queries), desc="episodes", disable=not progress)
+    if workers <= 1:
+        episodes = []
+        for q in queries:
+            episodes.append(one(q))
+            bar.update(1)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            futures = [ex.submit(one, q) for q in queries]
+            for f in futures:
+                f.result()
+                bar.update(1)
+        episodes = [f.result() for f in futures]
+    bar.close()
     return episodes
