@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 
 def tool_name(model_id: str) -> str:
@@ -88,3 +92,188 @@ class Pool(ABC):
     def call(self, model: str, query: Query, system_prompt: str | None = None,
              temperature: float | None = None) -> Answer:
         """Ask `model` the query (with the router-written system prompt); return its answer and cost."""
+
+
+# ---------------------------------------------------------------- the price table and tiers
+PRICES_CSV = Path(__file__).with_name("prices.csv")
+# Tier from the blended price (3 input : 1 output tokens, the usual chat mix), USD per 1M tokens.
+# The bands give 7 premium, 13 standard and 9 budget of the 29 priced models; tiers never look at accuracy.
+PREMIUM_FROM = 2.50  # blended >= this: premium (GPT-4o, Claude 3.5 Sonnet, o1-mini, GPT-4 Turbo, ...)
+BUDGET_BELOW = 0.50  # blended < this: budget (GPT-4o mini, Gemini Flash, Llama 3.1 8B, ...)
+
+
+def blended_price(price_in: float, price_out: float) -> float:
+    """USD per 1M tokens at 3 input tokens per output token."""
+    return (3 * price_in + price_out) / 4
+
+
+def tier_of(price_in: float, price_out: float) -> str:
+    """'premium', 'standard' or 'budget' from the blended price band (see PREMIUM_FROM, BUDGET_BELOW)."""
+    blended = blended_price(price_in, price_out)
+    return "premium" if blended >= PREMIUM_FROM else "budget" if blended < BUDGET_BELOW else "standard"
+
+
+def _context_words(tokens: int) -> str:
+    """128000 -> '128K', 131072 -> '128K', 2097152 -> '2M'."""
+    if tokens >= 1_000_000:
+        return f"{tokens // 1_048_576 if tokens % 1_048_576 == 0 else round(tokens / 1e6)}M"
+    return f"{tokens // 1000 if tokens % 1000 == 0 else round(tokens / 1024)}K"
+
+
+def load_prices(path: str | Path | None = None) -> dict[str, ModelSpec]:
+    """Every priced model as a ModelSpec (tier from its price band; description never mentions accuracy)."""
+    path = Path(path) if path is not None else PRICES_CSV
+    rows = pd.read_csv(path)
+    need = {"model", "price_in", "price_out", "context", "provider", "family"}
+    if need - set(rows.columns):
+        raise ValueError(f"{path}: missing columns {sorted(need - set(rows.columns))}")
+    specs: dict[str, ModelSpec] = {}
+    for r in rows.itertuples(index=False):
+        tier, context = tier_of(r.price_in, r.price_out), int(r.context)
+        spec = ModelSpec(id=r.model, price_in=float(r.price_in), price_out=float(r.price_out), tier=tier,
+                         context=context,
+                         description=f"{r.family} by {r.provider}; {tier} tier; {_context_words(context)} context.")
+        old = specs.get(r.model)
+        if old is not None and (old.price_in, old.price_out) != (spec.price_in, spec.price_out):
+            raise ValueError(f"{path}: {r.model} is listed twice with different prices")
+        specs[r.model] = spec
+    return specs
+
+
+def sample_subpool(model_ids, rng, min_size: int = 2, max_size: int | None = None) -> list[str]:
+    """A random sub-pool (size uniform in [min_size, max_size]), in the given order; same rng state, same pool."""
+    ids = list(model_ids)
+    max_size = len(ids) if max_size is None else min(max_size, len(ids))
+    if not 1 <= min_size <= max_size:
+        raise ValueError(f"cannot draw {min_size}..{max_size} models from a pool of {len(ids)}")
+    rng = np.random.default_rng(rng)  # a Generator passes through; an int seeds one
+    size = int(rng.integers(min_size, max_size + 1))
+    keep = set(rng.choice(len(ids), size=size, replace=False).tolist())
+    return [m for i, m in enumerate(ids) if i in keep]
+
+
+# ---------------------------------------------------------------- the replay pool
+class ReplayPool(Pool):
+    """Answers every call from the recorded table: same query and model, same recorded answer.
+
+    Temperature is ignored: each record is one recorded sample (ZeroEval and MMLU-Pro ran greedy).
+    The router-written system prompt is counted with `data.count_tokens` and charged at the model's
+    input price on top of the recorded call's cost. `outcomes` is the vectorised lookup for evaluation.
+
+        >>> from xrouter_lite.data import load_table, add_splits   # doctest: +SKIP
+        >>> pool = ReplayPool(add_splits(load_table()))             # doctest: +SKIP
+        >>> q = pool.queries(split="test", source="zeroeval")[0]    # doctest: +SKIP
+        >>> pool.call("gpt-4o-mini-2024-07-18", q).usd              # doctest: +SKIP
+    """
+
+    def __init__(self, table, specs: dict[str, ModelSpec] | None = None):
+        self.table = table.reset_index(drop=True)
+        specs = specs if specs is not None else load_prices()
+        model_ids = list(pd.unique(self.table["model"]))
+        unpriced = [m for m in model_ids if m not in specs]
+        if unpriced:
+            raise PoolError(f"no price for model(s) {unpriced}: add them to xrouter_lite/prices.csv")
+        self.models = [specs[m] for m in model_ids]
+        self._specs = {m.id: m for m in self.models}
+        self._query_index = pd.Index(pd.unique(self.table["query_id"]))
+        self._model_index = pd.Index(model_ids)
+        q = self._query_index.get_indexer(self.table["query_id"])
+        m = self._model_index.get_indexer(self.table["model"])
+        # Dense [query, model] -> row number (-1: no record); ~18k x 31 int32 is ~2 MB for the full table.
+        self._row = np.full((len(self._query_index), len(model_ids)), -1, dtype=np.int32)
+        self._row[q, m] = np.arange(len(self.table), dtype=np.int32)
+        self._correct = self.table["correct"].to_numpy(float)
+        self._usd = self.table["usd"].to_numpy(float)
+        self._queries = None
+
+    def spec(self, model_id: str) -> ModelSpec:
+        """The spec of one model, or a PoolError naming the model and the pool."""
+        if model_id not in self._specs:
+            return super().spec(model_id)  # raises the PoolError listing the pool
+        return self._specs[model_id]
+
+    def _rows(self, query_ids, models):
+        """Row numbers of (query, model) pairs; a PoolError naming the first unknown or unrecorded pair."""
+        q = self._query_index.get_indexer(np.asarray(query_ids, dtype=object))
+        m = self._model_index.get_indexer(np.asarray(models, dtype=object))
+        if (q < 0).any():
+            bad = np.asarray(query_ids, dtype=object)[np.argmax(q < 0)]
+            raise PoolError(f"unknown query {bad!r}: it is not in this replay pool's table")
+        if (m < 0).any():
+            self.spec(np.asarray(models, dtype=object)[np.argmax(m < 0)])
+        rows = self._row[q, m]
+        if (rows < 0).any():
+            i = int(np.argmax(rows < 0))
+            raise PoolError(f"model {np.asarray(models, dtype=object)[i]!r} has no recorded answer "
+                            f"to query {np.asarray(query_ids, dtype=object)[i]!r}")
+        return rows
+
+    def call(self, model: str, query: Query, system_prompt: str | None = None,
+             temperature: float | None = None) -> Answer:
+        """The recorded answer of `model` to `query` (temperature ignored), costed with the system prompt."""
+        from xrouter_lite.data import count_tokens
+
+        spec = self.spec(model)
+        row = self.table.iloc[int(self._rows([query.id], [model])[0])]
+        extra = count_tokens(system_prompt) if system_prompt else 0
+        return Answer(text=row["response"], in_tokens=int(row["in_tokens"]) + extra,
+                      out_tokens=int(row["out_tokens"]), usd=float(row["usd"]) + extra * spec.price_in / 1e6,
+                      model=model, meta={"replay": True, "system_prompt_tokens": extra})
+
+    def outcomes(self, query_ids, models):
+        """(correct, usd) arrays for aligned query ids and models (a single model id applies to all)."""
+        ids = np.asarray(query_ids, dtype=object)
+        if isinstance(models, str):
+            models = np.full(len(ids), models, dtype=object)
+        models = np.asarray(models, dtype=object)
+        if len(models) != len(ids):
+            raise ValueError(f"{len(ids)} query ids but {len(models)} models")
+        rows = self._rows(ids, models)
+        return self._correct[rows], self._usd[rows]
+
+    def records(self, query_id: str) -> dict[str, str]:
+        """Every model's recorded response to one query: {model: response}."""
+        return {m: self.table.at[int(r), "response"] for m, r in self._recorded(query_id)}
+
+    def response_scores(self, query_id: str) -> dict[str, float]:
+        """{response text: recorded score} of one query: what RouterBench-style grading of a verbatim answer needs."""
+        scores: dict[str, float] = {}
+        for _, r in self._recorded(query_id):
+            text = self.table.at[int(r), "response"]
+            scores[text] = max(scores.get(text, 0.0), float(self._correct[r]))  # same text, best record
+        return scores
+
+    def _recorded(self, query_id: str) -> list[tuple[str, int]]:
+        """(model, row) for every model with a record of the query; a PoolError for an unknown query."""
+        q = self._query_index.get_indexer([query_id])[0]
+        if q < 0:
+            raise PoolError(f"unknown query {query_id!r}: it is not in this replay pool's table")
+        return [(self._model_index[j], int(r)) for j, r in enumerate(self._row[q]) if r >= 0]
+
+    def models_for(self, source: str) -> list[str]:
+        """The models with records in one source, in table order."""
+        return list(pd.unique(self.table.loc[self.table["source"] == source, "model"]))
+
+    def query_table(self, split: str | None = None, source: str | None = None):
+        """One row per query (query_id, source, task, category, question, gold[, split]), optionally filtered."""
+        if self._queries is None:
+            cols = [c for c in ("query_id", "source", "task", "category", "question", "gold", "split")
+                    if c in self.table]
+            self._queries = self.table.loc[~self.table["query_id"].duplicated(), cols].reset_index(drop=True)
+            if "split" not in self._queries:
+                from xrouter_lite.data import add_splits  # a table without splits gets the standard ones
+
+                self._queries = add_splits(self._queries)
+        q = self._queries
+        if source is not None:
+            q = q[q["source"] == source]
+        if split is not None:
+            q = q[q["split"] == split]
+        return q.reset_index(drop=True)
+
+    def queries(self, split: str | None = None, source: str | None = None) -> list[Query]:
+        """The pool's queries as Query objects (gold included, for grading), optionally one split/source."""
+        q = self.query_table(split, source)
+        golds = [None if pd.isna(g) else str(g) for g in q["gold"]]  # RouterBench has none
+        return [Query(id=i, source=s, task=t, text=x, gold=g)
+                for i, s, t, x, g in zip(q["query_id"], q["source"], q["task"], q["question"], golds)]

@@ -1,0 +1,755 @@
+"""Recorded model outcomes (ZeroEval, MMLU-Pro, RouterBench) as one tidy table, with splits and download.
+
+One row per (query, model); the columns are the contract in docs/DESIGN.md. ZeroEval and MMLU-Pro are
+graded here by `xrouter_lite.grading.grade`; RouterBench carries its own scores and costs. Tokens are
+ONE stated estimate, `count_tokens`; cost = tokens x the list prices of `prices.csv`.
+
+    >>> from xrouter_lite.data import count_tokens, split_of
+    >>> count_tokens("How many eggs does Janet sell every day?")
+    9
+    >>> split_of("What is 2 + 2?") == split_of("  what is 2 +   2? ")
+    True
+    >>> table = load_table("../shared/data")  # built once (~1 min), then cached   # doctest: +SKIP
+    >>> pool_summary(table).head()                                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import sys
+import urllib.request
+import warnings
+import zipfile
+import zlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("zeroeval", "mmlu-pro", "routerbench")
+PRICED_SOURCES = ("zeroeval", "mmlu-pro")  # costed here from tokens x prices; RouterBench records its own
+COLUMNS = ["query_id", "source", "task", "category", "question", "gold", "model", "response",
+           "correct", "in_tokens", "out_tokens", "usd"]
+STR_COLUMNS = ["query_id", "source", "task", "category", "question", "model", "response"]
+ZEROEVAL_TASKS = ("gsm", "math-l5", "crux")
+DEFAULT_CACHE = os.environ.get("XROUTER_LITE_CACHE", ".cache")  # same convention as routers.py
+GRADE_WORKERS = 2  # processes that grade and count tokens; the CI machine has 2 cores
+PARALLEL_MIN_ROWS = 4000  # below this a process pool costs more than it saves
+CHUNK_ROWS = 2000  # rows per worker task: small enough for a smooth progress bar
+PARALLEL_MIN_BYTES = 20_000_000  # read files in parallel above this total size (the real data: ~110 MB)
+
+# Hidden reasoning tokens: o1-mini bills reasoning it never shows, and ZeroEval kept only the visible
+# answer. The multiplier is billed output / visible output: one public o1 usage report (OpenAI forum,
+# "How to correct compute the cost of an o1 model API call") shows 2,241 reasoning + 294 visible
+# tokens, i.e. 8.6x; short GSM8K answers need less. 5x is a stated middle guess, not a measurement:
+# notebook 01 shows 1x/5x/10x with `reprice`.
+REASONING_MULTIPLIER: dict[str, float] = {"o1-mini-2024-09-12": 5.0}
+
+# MMLU-Pro's 5-shot chain-of-thought prompt is not recorded. Upstream (evaluate_from_api.py) sends a
+# one-line instruction (42 tokens by count_tokens) and 5 worked examples of the same subject, each a
+# question with options (192 tokens: the test-set mean), the cue "Answer: Let's think step by step."
+# (10) and a short GPT-4-written rationale (~100; the models' own answers here have a median of ~80):
+# 42 + 5 x (192 + 10 + 100) ~ 1,550 tokens, added to every MMLU-Pro row's question tokens.
+MMLU_PRO_FEWSHOT_TOKENS = 1550
+
+
+# ---------------------------------------------------------------- tokens
+# A GPT-style word-piece estimate: letter runs in pieces of <= 7 letters, numbers in groups of <= 3
+# digits (as cl100k/o200k split them), runs of newlines, and punctuation/other symbols in pairs.
+# Measured: ~4.4 chars/token on English prose (the GSM8K "Janet's ducks" question: 280 chars -> 63),
+# ~3.5 on JSON/maths outputs, and within 2-9% of a real WordPiece tokenizer (all-MiniLM-L6-v2) on
+# 1,650 ZeroEval and MMLU-Pro texts. len/4 is 10-15% off either way (prose vs digit-heavy outputs).
+_TOKEN_RE = re.compile(r"[A-Za-z]{1,7}|\d{1,3}|\n+|[^\sA-Za-z\d]{1,2}")
+
+
+def count_tokens(text) -> int:
+    """Estimated tokens of a text (the project's one token method; see `_TOKEN_RE`); 0 for None."""
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return 0
+    return len(_TOKEN_RE.findall(text if isinstance(text, str) else str(text)))
+
+
+def _count_many(texts) -> np.ndarray:
+    """count_tokens over a sequence, as an int64 array."""
+    return np.fromiter((count_tokens(t) for t in texts), dtype=np.int64, count=len(texts))
+
+
+# ---------------------------------------------------------------- reading files, failing loudly
+def _json_error(path, text: str, err: json.JSONDecodeError) -> ValueError:
+    """A ValueError naming the file; 'truncated' when the parser ran off the end."""
+    # An unterminated string always runs to the end of the text, wherever it started.
+    if err.pos >= len(text.rstrip()) - 1 or err.msg.startswith("Unterminated string"):
+        return ValueError(f"{path}: truncated JSON (ends after {len(text)} chars: {err.msg})")
+    return ValueError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}")
+
+
+def _read_json(path: Path, label=None):
+    """Parse a JSON file; a ValueError naming it (or `label`) when it is truncated or invalid."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _json_error(label or path, text, err) from None
+
+
+def _read_zip_json(path: Path, label=None):
+    """The one JSON document inside a zip; a ValueError naming the zip (or `label`) when it is corrupt."""
+    path, shown = Path(path), label or path
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = [n for n in z.namelist() if n.endswith(".json")]
+            if len(members) != 1:
+                raise ValueError(f"{shown}: expected one .json inside the zip, found {members or 'none'}")
+            text = z.read(members[0]).decode("utf-8")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as err:
+        raise ValueError(f"{shown}: corrupt zip ({err})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _json_error(f"{shown}:{members[0]}", text, err) from None
+
+
+def _read_csv(path: Path, label=None) -> pd.DataFrame:
+    """A CSV as a DataFrame; a ValueError naming it (or `label`) when it is cut short or malformed."""
+    raw, shown = path.read_bytes(), label or path
+    if raw and not raw.endswith(b"\n"):
+        # pandas would quietly fill the cut row with NaN (which reads as a blank score): refuse instead.
+        raise ValueError(f"{shown}: truncated CSV (no newline at the end of the last row)")
+    try:
+        return pd.read_csv(io.BytesIO(raw))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(f"{shown}: invalid CSV ({err})") from None
+
+
+def _field(rec, keys, path: Path, i: int):
+    """The first present field of a record; a ValueError naming file, record and field if none is."""
+    if not isinstance(rec, dict):
+        raise ValueError(f"{path}: record {i} is a {type(rec).__name__}, not an object")
+    for k in keys:
+        if rec.get(k) is not None:
+            return rec[k]
+    raise ValueError(f"{path}: record {i} has no {' or '.join(map(repr, keys))} field")
+
+
+def _as_text(value) -> str:
+    """A recorded output as plain text: ZeroEval lists hold one string; None/NaN -> ''."""
+    if isinstance(value, (list, tuple)):
+        return "\n\n".join(_as_text(v) for v in value)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _map_files(fn, paths: list[Path], *args) -> list:
+    """fn(path, *args) for every file, in GRADE_WORKERS processes when the files are big enough to pay off."""
+    if GRADE_WORKERS < 2 or sum(p.stat().st_size for p in paths) < PARALLEL_MIN_BYTES:
+        return [fn(p, *args) for p in paths]
+    with ProcessPoolExecutor(GRADE_WORKERS) as pool:
+        return list(pool.map(fn, paths, *([a] * len(paths) for a in args)))
+
+
+# ---------------------------------------------------------------- ZeroEval
+def _zeroeval_rows(path: Path) -> dict[str, list]:
+    """Columns of one ZeroEval result file `<task>/<model>.json` (ungraded); prompt kept for token counting."""
+    task, records = path.parent.name, _read_json(path)
+    if not isinstance(records, list):
+        raise ValueError(f"{path}: expected a JSON list of records, got {type(records).__name__}")
+    cols = {k: [] for k in ("uid", "question", "gold", "response", "prompt")}
+    for i, rec in enumerate(records):
+        cols["uid"].append(str(_field(rec, ["id"], path, i)))
+        cols["question"].append(str(_field(rec, ["question", "problem"], path, i)))
+        gold = str(_field(rec, ["answer"], path, i))
+        # GSM8K golds are recorded as "# 18": keep the number only.
+        cols["gold"].append(gold.lstrip("#").strip() if task == "gsm" else gold)
+        cols["response"].append(_as_text(rec.get("output")))  # missing/empty output: graded wrong
+        cols["prompt"].append(_as_text(rec.get("chat_history")) or cols["question"][-1])
+    return cols
+
+
+def _zeroeval_raw(data_dir: Path) -> pd.DataFrame:
+    """All ZeroEval files as rows (ungraded), with in_tokens from the rendered prompt."""
+    root = data_dir / "zeroeval" / "result_dirs"
+    files = []
+    for task in ZEROEVAL_TASKS:
+        found = sorted((root / task).glob("*.json"))
+        if not found:
+            raise FileNotFoundError(f"{root / task}: no ZeroEval result files (*.json)")
+        files += found
+    frames = []
+    for path, cols in zip(files, _map_files(_zeroeval_rows, files)):
+        task = path.parent.name
+        frame = pd.DataFrame({k: v for k, v in cols.items() if k != "uid"})
+        frame["query_id"] = [f"zeroeval/{task}/{u}" for u in cols["uid"]]
+        frame["task"], frame["model"] = task, path.stem
+        frames.append(frame)
+    raw = pd.concat(frames, ignore_index=True)
+    raw["source"], raw["category"] = "zeroeval", ""
+    # The rendered prompt is the same for every model: count each distinct prompt once.
+    prompts = raw["prompt"].drop_duplicates()
+    raw["in_tokens"] = raw["prompt"].map(pd.Series(_count_many(prompts.tolist()), index=prompts.values))
+    return raw.drop(columns="prompt")
+
+
+def read_zeroeval(data_dir=None, progress: bool = True) -> pd.DataFrame:
+    """ZeroEval (12 models x GSM8K, MATH-L5, CRUXEval) graded by `grading.grade`, as the tidy table."""
+    return _finish(_zeroeval_raw(_data_dir(data_dir)), progress)
+
+
+# ---------------------------------------------------------------- MMLU-Pro
+def _mmlu_model(path: Path) -> str:
+    """Model id from `model_outputs_<model>_5shots.zip`; upstream writes 3.1 as 3_1 in file names."""
+    name = path.name.removeprefix("model_outputs_").removesuffix("_5shots.zip")
+    return re.sub(r"(\d)_(\d)", r"\1.\2", name)
+
+
+def _mmlu_question(question: str, options) -> str:
+    """What the router sees: the question and its lettered options (MMLU-Pro's own layout)."""
+    lines = [f"{chr(65 + i)}. {opt}" for i, opt in enumerate(options)]
+    return f"{question}\nOptions:\n" + "\n".join(lines)
+
+
+def _mmlu_rows(path: Path) -> pd.DataFrame:
+    """One MMLU-Pro model file as rows keyed by question_id (ungraded)."""
+    records = _read_zip_json(path)
+    if not isinstance(records, list):
+        raise ValueError(f"{path}: expected a JSON list of records, got {type(records).__name__}")
+    rows = []
+    for i, rec in enumerate(records):
+        options = _field(rec, ["options"], path, i)
+        if not isinstance(options, list):
+            raise ValueError(f"{path}: record {i} has options of type {type(options).__name__}, not a list")
+        rows.append((str(_field(rec, ["question_id"], path, i)), str(_field(rec, ["question"], path, i)),
+                     tuple(map(str, options)), str(_field(rec, ["answer"], path, i)).strip(),
+                     str(rec.get("category") or ""),
+                     # gemini and jamba write `model_outputs`, the others `generated_text`.
+                     _as_text(rec.get("model_outputs", rec.get("generated_text")))))
+    frame = pd.DataFrame(rows, columns=["uid", "q", "options", "gold", "category", "response"])
+    frame["model"] = _mmlu_model(path)
+    return frame
+
+
+def _mmlu_raw(data_dir: Path) -> pd.DataFrame:
+    """MMLU-Pro rows for the questions every model answered, asked the same way (ungraded)."""
+    files = sorted((data_dir / "mmlu-pro" / "eval_results").glob("model_outputs_*_5shots.zip"))
+    if not files:
+        raise FileNotFoundError(f"{data_dir / 'mmlu-pro' / 'eval_results'}: no model_outputs_*_5shots.zip")
+    raw = pd.concat(_map_files(_mmlu_rows, files), ignore_index=True)
+    n_models = raw["model"].nunique()
+    # Keep questions answered by all models, and drop the ~48 whose text, options or gold letter differ
+    # between model files (upstream revised them between runs): no single question was asked of all.
+    versions = raw.assign(key=raw["q"] + "\x00" + raw["options"].map("\x00".join) + "\x00" + raw["gold"])
+    per_q = versions.groupby("uid").agg(n=("model", "nunique"), variants=("key", "nunique"))
+    complete, same = per_q["n"] == n_models, per_q["variants"] == 1
+    log.info("mmlu-pro: %d questions answered by all %d models; %d of them dropped as revised between runs",
+             complete.sum(), n_models, (complete & ~same).sum())
+    raw = raw[raw["uid"].isin(per_q.index[complete & same])].reset_index(drop=True)
+    questions = raw.drop_duplicates("uid").set_index("uid")
+    text = pd.Series([_mmlu_question(q, o) for q, o in zip(questions["q"], questions["options"])],
+                     index=questions.index)
+    raw["question"] = raw["uid"].map(text)
+    raw["in_tokens"] = raw["uid"].map(pd.Series(_count_many(text.tolist()), index=text.index)) \
+        + MMLU_PRO_FEWSHOT_TOKENS
+    raw["query_id"] = "mmlu-pro/mmlu-pro/" + raw["uid"]
+    raw["source"], raw["task"] = "mmlu-pro", "mmlu-pro"
+    return raw.drop(columns=["uid", "q", "options"])
+
+
+def read_mmlu_pro(data_dir=None, progress: bool = True) -> pd.DataFrame:
+    """MMLU-Pro (8 models; the questions all of them were asked identically) graded by `grading.grade`.
+
+    Upstream's `pred` is ignored: where its parser found no letter it holds a random fill-in.
+    """
+    return _finish(_mmlu_raw(_data_dir(data_dir)), progress)
+
+
+# ---------------------------------------------------------------- RouterBench
+def _unlist(text) -> str:
+    """RouterBench stores prompts/responses as Python-list strings ("['...']"): the joined text."""
+    if isinstance(text, (list, tuple)):
+        return "\n\n".join(map(str, text))
+    if not isinstance(text, str):
+        return _as_text(text)
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return text
+        if isinstance(value, (list, tuple)):
+            return "\n\n".join(map(str, value))
+    return text
+
+
+def _routerbench_task(eval_name: str) -> tuple[str, str]:
+    """(task, category) from RouterBench's eval_name: arc-challenge -> arc_challenge; mmlu-<subject> -> mmlu."""
+    name = str(eval_name).strip().lower()
+    if name.startswith("mmlu-"):
+        return "mmlu", name.removeprefix("mmlu-")
+    return re.sub(r"[^a-z0-9]+", "_", name).strip("_"), ""
+
+
+def _routerbench_files(data_dir: Path) -> list[Path]:
+    """The CSV slice plus, when present, the official routerbench_0shot.pkl (same columns)."""
+    root = data_dir / "routerbench"
+    files = sorted((root / "routerbench_zs").glob("*.csv"))
+    files += [p for p in (root / "routerbench_0shot.pkl", data_dir / "routerbench_0shot.pkl") if p.is_file()]
+    if not files:
+        raise FileNotFoundError(f"{root}: no routerbench_zs/*.csv and no routerbench_0shot.pkl")
+    return files
+
+
+def _routerbench_frame(path: Path) -> pd.DataFrame:
+    """One RouterBench file in its own wide layout, checked for the columns we need."""
+    if path.suffix == ".pkl":
+        try:  # unpickling runs code: only read a routerbench_0shot.pkl you downloaded yourself
+            frame = pd.read_pickle(path)
+        except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+            raise ValueError(f"{path}: unreadable pickle ({type(err).__name__}: {err})") from None
+        if not isinstance(frame, pd.DataFrame):
+            raise ValueError(f"{path}: expected a pandas DataFrame, got {type(frame).__name__}")
+    else:
+        frame = _read_csv(path)
+    missing = [c for c in ("sample_id", "prompt", "eval_name") if c not in frame.columns]
+    models = [c for c in frame.columns if f"{c}|model_response" in frame.columns]
+    if missing or not models:
+        raise ValueError(f"{path}: not RouterBench's layout (missing {missing or 'every <model>|model_response'})")
+    absent = [f"{m}|total_cost" for m in models if f"{m}|total_cost" not in frame.columns]
+    if absent:
+        raise ValueError(f"{path}: missing cost columns {absent}")
+    return frame
+
+
+def _routerbench_raw(data_dir: Path) -> pd.DataFrame:
+    """RouterBench rows (one per prompt and model) after dropping blank scores and duplicate prompts."""
+    wide = pd.concat([_routerbench_frame(p) for p in _routerbench_files(data_dir)], ignore_index=True)
+    models = [c for c in wide.columns if f"{c}|model_response" in wide.columns]
+    scores = wide[models].apply(pd.to_numeric, errors="coerce")
+    costs = wide[[f"{m}|total_cost" for m in models]].apply(pd.to_numeric, errors="coerce")
+    blank = scores.isna().any(axis=1) | costs.isna().any(axis=1)
+    wide = wide[~blank].copy()
+    wide["prompt"] = wide["prompt"].map(_unlist)
+    # Upstream train/test leak: the same prompt appears twice (once with other scores); keep the first.
+    dup = wide["prompt"].map(_normalise).duplicated()
+    stats = {"rows": int(len(blank)), "blank_scores": int(blank.sum()), "duplicate_prompts": int(dup.sum())}
+    wide = wide[~dup]
+    log.info("routerbench: %(rows)d rows read, %(blank_scores)d dropped for blank scores or costs, "
+             "%(duplicate_prompts)d dropped as duplicate prompts", stats)
+    ids = wide["sample_id"].astype(str)
+    # A few sample_ids name different prompts: suffix every colliding id with its prompt's hash.
+    clash = ids.duplicated(keep=False)
+    ids[clash] = ids[clash] + "~" + wide.loc[clash, "prompt"].map(lambda p: hashlib.sha1(p.encode()).hexdigest()[:8])
+    task_cat = wide["eval_name"].map(_routerbench_task)
+    base = pd.DataFrame({"task": [t for t, _ in task_cat], "category": [c for _, c in task_cat],
+                         "question": wide["prompt"].to_numpy()})
+    base["query_id"] = "routerbench/" + base["task"] + "/" + ids.to_numpy()
+    base["in_tokens"] = _count_many(base["question"].tolist())
+    frames = [base.assign(model=m, response=wide[f"{m}|model_response"].map(_unlist).to_numpy(),
+                          correct=scores.loc[wide.index, m].to_numpy(float),
+                          usd=costs.loc[wide.index, f"{m}|total_cost"].to_numpy(float)) for m in models]
+    raw = pd.concat(frames, ignore_index=True)
+    raw["source"], raw["gold"] = "routerbench", None
+    raw["out_tokens"] = _count_many(raw["response"].tolist())
+    raw.attrs["dropped"] = stats
+    return raw
+
+
+def read_routerbench(data_dir=None, progress: bool = True) -> pd.DataFrame:
+    """RouterBench 0-shot (11 models) with its recorded scores and USD; tokens estimated for display.
+
+    Reads `routerbench/routerbench_zs/*.csv` and, if present, `routerbench_0shot.pkl` (same columns).
+    Rows with a blank score or cost for ANY model are dropped (28 of 3,178 in the CSV slice), then
+    duplicate prompts (upstream's train/test leak; 2 in the slice) keeping the first. The counts are
+    logged and kept in `table.attrs["dropped"]`. There is no gold answer: `gold` is None.
+    """
+    raw = _routerbench_raw(_data_dir(data_dir))
+    table = _conform(raw)
+    table.attrs["dropped"] = raw.attrs["dropped"]
+    return table
+
+
+# ---------------------------------------------------------------- grading, pricing, the tidy table
+def _grade_chunk(tasks: list, responses: list, golds: list) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """Grade one chunk (0/1) and count its output tokens; (correct, out_tokens, n_errors, first error)."""
+    from xrouter_lite.grading import grade
+
+    correct, errors, first = np.zeros(len(responses)), 0, ""
+    with warnings.catch_warnings():
+        # Outputs are arbitrary text; Python warns when the crux grader parses some of them as literals.
+        warnings.simplefilter("ignore", SyntaxWarning)
+        for i, (task, resp, gold) in enumerate(zip(tasks, responses, golds)):
+            try:
+                correct[i] = float(grade(task, resp, gold))
+            except Exception as err:  # noqa: BLE001 - graders promise not to raise; count it if one does
+                errors, first = errors + 1, first or f"{task}: {type(err).__name__}: {err}"
+    return correct, _count_many(responses), errors, first
+
+
+def _grade_all(raw: pd.DataFrame, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Grade every row and count output tokens, in GRADE_WORKERS processes when there are many rows."""
+    from tqdm.auto import tqdm
+
+    try:
+        from xrouter_lite.grading import grade  # noqa: F401 - fail here, with a clear message
+    except ImportError as err:
+        raise ImportError(f"grading ZeroEval/MMLU-Pro needs xrouter_lite.grading.grade ({err})") from err
+    cols = [raw[c].tolist() for c in ("task", "response", "gold")]
+    n = len(raw)
+    spans = [(i, min(i + CHUNK_ROWS, n)) for i in range(0, n, CHUNK_ROWS)]
+    correct, out_tokens, errors = np.zeros(n), np.zeros(n, dtype=np.int64), []
+    bar = tqdm(total=n, desc=f"grading {raw['source'].iloc[0] if n else ''}", unit="row", disable=not progress)
+
+    def take(span, result):
+        c, t, n_err, first = result
+        correct[span[0]:span[1]], out_tokens[span[0]:span[1]] = c, t
+        errors.append((n_err, first))
+        bar.update(span[1] - span[0])
+
+    if n < PARALLEL_MIN_ROWS or GRADE_WORKERS < 2:
+        for span in spans:
+            take(span, _grade_chunk(*(c[span[0]:span[1]] for c in cols)))
+    else:
+        with ProcessPoolExecutor(GRADE_WORKERS) as pool:
+            futures = {pool.submit(_grade_chunk, *(c[s[0]:s[1]] for c in cols)): s for s in spans}
+            for fut in as_completed(futures):
+                take(futures[fut], fut.result())
+    bar.close()
+    n_err = sum(e for e, _ in errors)
+    if n_err:
+        log.warning("grading raised on %d of %d rows (scored 0), e.g. %s", n_err, n, next(f for _, f in errors if f))
+    return correct, out_tokens
+
+
+def _finish(raw: pd.DataFrame, progress: bool) -> pd.DataFrame:
+    """Grade, count output tokens and price raw ZeroEval/MMLU-Pro rows into the tidy table."""
+    raw = raw.reset_index(drop=True)
+    raw["correct"], raw["out_tokens"] = _grade_all(raw, progress)
+    raw["usd"] = 0.0
+    return reprice(_conform(raw), REASONING_MULTIPLIER)
+
+
+def _conform(table: pd.DataFrame) -> pd.DataFrame:
+    """Exactly the DESIGN.md columns and dtypes, with a fresh index (rows stay in reader order)."""
+    table = table[COLUMNS].copy()
+    for c in STR_COLUMNS:
+        table[c] = table[c].astype(str)
+    table["gold"] = table["gold"].astype(object).where(table["gold"].notna(), None)
+    table["correct"], table["usd"] = table["correct"].astype(float), table["usd"].astype(float)
+    table["in_tokens"], table["out_tokens"] = table["in_tokens"].astype("int64"), table["out_tokens"].astype("int64")
+    return table.reset_index(drop=True)
+
+
+def reprice(table: pd.DataFrame, multipliers: dict[str, float] | float | None = None,
+            prices: dict | None = None) -> pd.DataFrame:
+    """The table with `usd` recomputed from tokens, prices and reasoning multipliers (RouterBench kept).
+
+    `multipliers` override REASONING_MULTIPLIER per model ({"o1-mini-2024-09-12": 10}); a single
+    number applies to every model in REASONING_MULTIPLIER. Cheap: notebook 01 uses it for 1x/5x/10x.
+    """
+    from xrouter_lite.pool import load_prices
+
+    mult = _multipliers(multipliers)
+    prices = prices or load_prices()
+    out = table.copy()
+    priced = out["source"].isin(PRICED_SOURCES)  # RouterBench (and live pools) keep the USD they recorded
+    models = out.loc[priced, "model"]
+    unknown = sorted(set(models) - set(prices))
+    if unknown:
+        raise ValueError(f"no price for {unknown} in xrouter_lite/prices.csv")
+    p_in = models.map({m: s.price_in for m, s in prices.items()}).to_numpy(float)
+    p_out = models.map({m: s.price_out for m, s in prices.items()}).to_numpy(float)
+    factor = models.map(mult).fillna(1.0).to_numpy(float)
+    tokens_in, tokens_out = out.loc[priced, "in_tokens"].to_numpy(float), out.loc[priced, "out_tokens"].to_numpy(float)
+    out.loc[priced, "usd"] = (tokens_in * p_in + tokens_out * factor * p_out) / 1e6
+    return out
+
+
+def _multipliers(multipliers) -> dict[str, float]:
+    """REASONING_MULTIPLIER updated by a dict, or every reasoning model set to one number."""
+    if multipliers is None:
+        return dict(REASONING_MULTIPLIER)
+    if isinstance(multipliers, (int, float)):
+        return {m: float(multipliers) for m in REASONING_MULTIPLIER}
+    return {**REASONING_MULTIPLIER, **{m: float(v) for m, v in multipliers.items()}}
+
+
+# ---------------------------------------------------------------- load_table and its cache
+READERS = {"zeroeval": _zeroeval_raw, "mmlu-pro": _mmlu_raw, "routerbench": _routerbench_raw}
+
+
+def _data_dir(data_dir) -> Path:
+    """The data directory (argument or $XROUTER_LITE_DATA), failing loudly when missing."""
+    from xrouter_lite.profiles import resolve_data_dir
+
+    return resolve_data_dir(data_dir)
+
+
+def _cache_key(data_dir: Path, source: str) -> str:
+    """Hash of the source's input files (name, size, mtime) and of the code and prices that shape the table."""
+    root = data_dir / source  # each source's files live in a folder of its name
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".json", ".zip", ".csv", ".pkl"})
+    stats = [(str(p.relative_to(data_dir)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    here = Path(__file__).parent
+    code = b"".join(f.read_bytes() for f in (here / "data.py", here / "grading.py", here / "prices.csv")
+                    if f.is_file())
+    blob = json.dumps([source, stats, hashlib.sha1(code).hexdigest()]).encode()
+    return hashlib.sha1(blob).hexdigest()[:16]
+
+
+def _build(source: str, data_dir: Path, progress: bool) -> pd.DataFrame:
+    """One source's tidy table, read and graded from the upstream files."""
+    raw = READERS[source](data_dir)
+    if source == "routerbench":
+        return _conform(raw)
+    return _finish(raw, progress)
+
+
+def _write_atomic(table: pd.DataFrame, path: Path) -> None:
+    """Write parquet to a temp file and rename it into place, so a crash never leaves half a cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        table.to_parquet(tmp, index=False, compression="zstd")  # ~40% smaller than snappy, as fast to read
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load_source(source: str, data_dir: Path, cache_dir, progress: bool) -> pd.DataFrame:
+    """One source's table: read from the cache when its key matches, else built (and cached)."""
+    if not cache_dir:
+        return _build(source, data_dir, progress)
+    path = Path(cache_dir) / f"table-{source}-{_cache_key(data_dir, source)}.parquet"
+    if path.is_file():
+        return _conform(pd.read_parquet(path))
+    table = _build(source, data_dir, progress)
+    _write_atomic(table, path)
+    for stale in path.parent.glob(f"table-{source}-*.parquet"):  # one cached table per source
+        if stale != path:
+            stale.unlink(missing_ok=True)
+    return table
+
+
+def load_table(data_dir=None, sources=None, cache_dir=DEFAULT_CACHE, reasoning_multiplier=None,
+               progress: bool = True) -> pd.DataFrame:
+    """The tidy table of the chosen sources (default: all), built once and then read from a parquet cache.
+
+    `reasoning_multiplier` (a number or {model: x}) reprices o1-mini's hidden reasoning without a
+    rebuild; `cache_dir=None` disables the cache. The cache key covers the input files' names, sizes
+    and mtimes and the code (data.py, grading.py, prices.csv), so any change rebuilds.
+    """
+    data_dir = _data_dir(data_dir)
+    chosen = list(SOURCES) if sources is None else [sources] if isinstance(sources, str) else list(sources)
+    unknown = [s for s in chosen if s not in SOURCES]
+    if unknown:
+        raise ValueError(f"unknown source(s) {unknown}; choose from {list(SOURCES)}")
+    table = pd.concat([_load_source(s, data_dir, cache_dir, progress) for s in chosen], ignore_index=True)
+    return table if reasoning_multiplier is None else reprice(table, reasoning_multiplier)
+
+
+# ---------------------------------------------------------------- splits
+SPLIT_EDGES = (0.8, 0.9)  # train < 0.8 <= validation < 0.9 <= test on a uniform hash of the text
+
+
+def _normalise(text: str) -> str:
+    """Case- and whitespace-insensitive form of a question, so trivial variants share a split."""
+    return " ".join(str(text).lower().split())
+
+
+def split_of(question: str) -> str:
+    """'train', 'validation' or 'test' from a sha1 of the normalised question text (80/10/10, stable)."""
+    digest = hashlib.sha1(_normalise(question).encode("utf-8")).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    return "train" if u < SPLIT_EDGES[0] else "validation" if u < SPLIT_EDGES[1] else "test"
+
+
+def add_splits(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with a `split` column; identical question texts always share a split."""
+    # Hash each query's text once and map by the short query id (mapping by long texts is slow).
+    first = table.loc[~table["query_id"].duplicated(), ["query_id", "question"]]
+    splits = pd.Series([split_of(q) for q in first["question"]], index=first["query_id"].to_numpy())
+    return table.assign(split=table["query_id"].map(splits).astype(str))
+
+
+# ---------------------------------------------------------------- pool summary and its command
+SUMMARY_COLUMNS = ["source", "task", "model", "n", "accuracy", "in_tokens_mean", "out_tokens_mean", "usd_per_query"]
+
+
+def _oracle_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Per query the cheapest correct model's row, else the cheapest model's row scored 0."""
+    t = table.assign(_ok=table["correct"] > 0.5)
+    # Sort so each query's first row is: a correct one if any, and the cheapest among those.
+    first = t.sort_values(["query_id", "_ok", "usd"], ascending=[True, False, True]).drop_duplicates("query_id")
+    return first.assign(model="oracle", correct=first["correct"].where(first["_ok"], 0.0)).drop(columns="_ok")
+
+
+def pool_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (source, task, model): n, accuracy, mean tokens, USD per query; plus each task's oracle."""
+    both = pd.concat([table, _oracle_rows(table)], ignore_index=True)
+    summary = both.groupby(["source", "task", "model"], sort=False).agg(
+        n=("query_id", "size"), accuracy=("correct", "mean"), in_tokens_mean=("in_tokens", "mean"),
+        out_tokens_mean=("out_tokens", "mean"), usd_per_query=("usd", "mean")).reset_index()
+    # Each (source, task) block in table order, its oracle row last.
+    block = pd.Categorical(summary["source"] + "/" + summary["task"],
+                           categories=pd.unique(table["source"] + "/" + table["task"]), ordered=True)
+    order = summary.assign(_block=block, _oracle=summary["model"] == "oracle")
+    return order.sort_values(["_block", "_oracle"], kind="stable")[SUMMARY_COLUMNS].reset_index(drop=True)
+
+
+def pool_command(args) -> int:
+    """CLI `python -m xrouter_lite pool`: the pool summary as JSON lines (--json) or a table."""
+    table = load_table(args.data, sources=getattr(args, "source", None) or None, progress=sys.stderr.isatty())
+    summary = pool_summary(table)
+    if getattr(args, "json", False):
+        for row in summary.to_dict(orient="records"):
+            print(json.dumps(row))
+    else:
+        with pd.option_context("display.max_rows", None, "display.width", 200):
+            print(summary.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+        print("tokens: xrouter_lite.data.count_tokens estimate; usd: tokens x prices.csv "
+              f"(o1-mini reasoning x{REASONING_MULTIPLIER['o1-mini-2024-09-12']:g}); RouterBench: recorded cost")
+    return 0
+
+
+# ---------------------------------------------------------------- download
+# The same upstream files as shared/data, at the commits its README names, with their sizes.
+UPSTREAM = {
+    "zeroeval": ("https://raw.githubusercontent.com/WildEval/ZeroEval/8c1485e", "zeroeval/", {
+        "result_dirs/crux.summary.json": 8111,
+        "result_dirs/gsm.summary.json": 7530,
+        "result_dirs/math-l5.summary.json": 6864,
+        "result_dirs/crux/Meta-Llama-3.1-70B-Instruct.json": 2891142,
+        "result_dirs/crux/Meta-Llama-3.1-8B-Instruct.json": 2921606,
+        "result_dirs/crux/claude-3-5-haiku-20241022.json": 2323611,
+        "result_dirs/crux/claude-3-5-sonnet-20241022.json": 1953211,
+        "result_dirs/crux/claude-3-haiku-20240307.json": 2224857,
+        "result_dirs/crux/deepseek-v2.5-0908.json": 1983582,
+        "result_dirs/crux/gemini-1.5-flash.json": 1981079,
+        "result_dirs/crux/gemini-1.5-pro.json": 1872813,
+        "result_dirs/crux/gemma-2-2b-it.json": 2581132,
+        "result_dirs/crux/gpt-4o-2024-08-06.json": 2184094,
+        "result_dirs/crux/gpt-4o-mini-2024-07-18.json": 2318690,
+        "result_dirs/crux/o1-mini-2024-09-12.json": 1954818,
+        "result_dirs/gsm/Meta-Llama-3.1-70B-Instruct.json": 3651876,
+        "result_dirs/gsm/Meta-Llama-3.1-8B-Instruct.json": 3880145,
+        "result_dirs/gsm/claude-3-5-haiku-20241022.json": 2857123,
+        "result_dirs/gsm/claude-3-5-sonnet-20241022.json": 2369630,
+        "result_dirs/gsm/claude-3-haiku-20240307.json": 2800290,
+        "result_dirs/gsm/deepseek-v2.5-0908.json": 2501381,
+        "result_dirs/gsm/gemini-1.5-flash.json": 2327638,
+        "result_dirs/gsm/gemini-1.5-pro.json": 2386631,
+        "result_dirs/gsm/gemma-2-2b-it.json": 3338425,
+        "result_dirs/gsm/gpt-4o-2024-08-06.json": 2478555,
+        "result_dirs/gsm/gpt-4o-mini-2024-07-18.json": 2518569,
+        "result_dirs/gsm/o1-mini-2024-09-12.json": 2323098,
+        "result_dirs/math-l5/Meta-Llama-3.1-70B-Instruct.json": 3251669,
+        "result_dirs/math-l5/Meta-Llama-3.1-8B-Instruct.json": 3920310,
+        "result_dirs/math-l5/claude-3-5-haiku-20241022.json": 1826323,
+        "result_dirs/math-l5/claude-3-5-sonnet-20241022.json": 1575059,
+        "result_dirs/math-l5/claude-3-haiku-20240307.json": 1610747,
+        "result_dirs/math-l5/deepseek-v2.5-0908.json": 1815662,
+        "result_dirs/math-l5/gemini-1.5-flash.json": 1630679,
+        "result_dirs/math-l5/gemini-1.5-pro.json": 1612901,
+        "result_dirs/math-l5/gemma-2-2b-it.json": 3378569,
+        "result_dirs/math-l5/gpt-4o-2024-08-06.json": 2112358,
+        "result_dirs/math-l5/gpt-4o-mini-2024-07-18.json": 2135895,
+        "result_dirs/math-l5/o1-mini-2024-09-12.json": 1503460}),
+    "mmlu-pro": ("https://raw.githubusercontent.com/TIGER-AI-Lab/MMLU-Pro/f418b11", "mmlu-pro/", {
+        "eval_results/model_outputs_Meta-Llama-3_1-70B-Instruct_5shots.zip": 3745363,
+        "eval_results/model_outputs_Meta-Llama-3_1-8B-Instruct_5shots.zip": 3937818,
+        "eval_results/model_outputs_Mixtral-8x7B-Instruct-v0.1_5shots.zip": 3521102,
+        "eval_results/model_outputs_Phi-3-mini-4k-instruct_5shots.zip": 3696740,
+        "eval_results/model_outputs_Qwen1.5-72B-Chat_5shots.zip": 4190708,
+        "eval_results/model_outputs_gemini-1.5-flash-002_5shots.zip": 3926017,
+        "eval_results/model_outputs_gemini-1.5-pro-002_5shots.zip": 3554333,
+        "eval_results/model_outputs_jamba-1.5-large_5shots.zip": 2920361}),
+    "routerbench": ("https://raw.githubusercontent.com/shuhao02/RouterDC/0e63989", "routerbench/", {
+        "datasets/routerbench_zs/arc_challenge_test.csv": 1102387,
+        "datasets/routerbench_zs/arc_challenge_train.csv": 2579191,
+        "datasets/routerbench_zs/mbpp_test.csv": 1322291,
+        "datasets/routerbench_zs/mbpp_train.csv": 3128944,
+        "datasets/routerbench_zs/winograde_test.csv": 696034,
+        "datasets/routerbench_zs/winograde_train.csv": 1623934}),
+}
+
+
+def _local_path(source: str, upstream_path: str) -> str:
+    """Where an upstream file lives in the data directory (the shared/data layout)."""
+    prefix = UPSTREAM[source][1]
+    return prefix + upstream_path.removeprefix("datasets/")
+
+
+def _check_download(path: Path, name: str, expected_size: int | None) -> None:
+    """Refuse a downloaded file of the wrong size, or one that does not parse as its kind."""
+    size = path.stat().st_size
+    if expected_size is not None and size != expected_size:
+        raise ValueError(f"{name}: downloaded {size} bytes, expected {expected_size}")
+    if name.endswith(".json"):
+        _read_json(path, name)
+    elif name.endswith(".zip"):
+        _read_zip_json(path, name)
+    elif name.endswith(".csv"):
+        _read_csv(path, name)
+
+
+def _fetch(url: str, dest: Path, name: str, expected_size: int | None, opener, bar) -> None:
+    """Download one file to a temp name, verify it, then rename it into place."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with opener.open(url, timeout=60) as resp, tmp.open("wb") as f:
+            while chunk := resp.read(1 << 16):
+                f.write(chunk)
+                bar.update(len(chunk))
+        _check_download(tmp, name, expected_size)
+        os.replace(tmp, dest)
+    except OSError as err:  # urllib's HTTPError/URLError are OSErrors: name the file and the URL
+        raise OSError(f"{name}: download from {url} failed ({err})") from err
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def download(data_dir, sources=None, base_urls: dict[str, str] | None = None, session=None,
+             progress: bool = True) -> list[Path]:
+    """Fetch the upstream files (README's repos and commits) into data_dir; files already there are kept.
+
+    `base_urls` maps a source to another base URL (a mirror, or a local test server); `session` is
+    anything with `.open(url, timeout=...)` such as `urllib.request.build_opener()`. Each file is
+    checked (size, and that its JSON/zip/CSV parses) before it is renamed into place.
+    """
+    from tqdm.auto import tqdm
+
+    data_dir = Path(data_dir)
+    chosen = list(SOURCES) if not sources else list(sources)
+    unknown = [s for s in chosen if s not in UPSTREAM]
+    if unknown:
+        raise ValueError(f"unknown source(s) {unknown}; choose from {list(UPSTREAM)}")
+    opener = session or urllib.request.build_opener()
+    todo = []
+    for source in chosen:
+        base = (base_urls or {}).get(source, UPSTREAM[source][0]).rstrip("/")
+        for name, size in UPSTREAM[source][2].items():
+            dest = data_dir / _local_path(source, name)
+            if dest.is_file() and (size is None or dest.stat().st_size == size):
+                continue
+            todo.append((f"{base}/{name}", dest, name, size))
+    total = sum(s for *_, s in todo if s) or None
+    with tqdm(total=total, unit="B", unit_scale=True, desc="download", disable=not progress) as bar:
+        for url, dest, name, size in todo:
+            _fetch(url, dest, name, size, opener, bar)
+    return [dest for _, dest, _, _ in todo]
+
+
+def download_command(args) -> int:
+    """CLI `python -m xrouter_lite download --data DIR [--sources ...]`."""
+    fetched = download(args.data, sources=getattr(args, "sources", None) or None)
+    print(f"downloaded {len(fetched)} file(s) into {Path(args.data).resolve()}; the others were already there")
+    return 0
+
