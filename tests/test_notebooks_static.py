@@ -27,6 +27,8 @@ def test_a_well_formed_notebook_passes(tmp_path):
 def _mutate(tmp_path, fn):
     path = make_notebook(tmp_path / "01_bad.ipynb", [("code", "x = 1")])
     nb = json.loads(path.read_text())
+    for cell in nb["cells"]:  # nbformat stores sources as lists of lines; the mutations edit strings
+        cell["source"] = "".join(cell["source"])
     fn(nb)
     path.write_text(json.dumps(nb))
     return " | ".join(check_notebook(path))

@@ -60,6 +60,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=4)
     _data_arg(p)
     p.set_defaults(handler="xrouter_lite.live:record_command")
+
+    p = sub.add_parser("serve", help="serve a trained router behind an OpenAI-compatible endpoint (localhost)")
+    p.add_argument("--router", required=True,
+                   help="run directory (serves artifacts/router_grpo, else artifacts/router_sft) or a checkpoint dir")
+    p.add_argument("--pool", required=True, help="'replay' (recorded answers from --data) or a YAML live pool config")
+    p.add_argument("--data", default=None,
+                   help="replay: data directory (default: $XROUTER_LITE_DATA) or a tidy table .parquet/.csv")
+    p.add_argument("--sources", default="zeroeval", help="replay: comma-separated sources to load from --data")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="bind address; the server has no auth, keep it local")
+    p.add_argument("--mode", choices=["agent", "simple"], default=None, help="default: the checkpoint's router.json")
+    p.add_argument("--max-turns", type=int, default=None, help="default: the checkpoint's router.json, else 3")
+    p.add_argument("--fallback", default=None, help="model answering when the router's episode is invalid "
+                                                    "(default: the cheapest model available for the query)")
+    p.add_argument("--budget-usd", type=float, default=None, help="USD cap for the whole process (default: none)")
+    p.add_argument("--request-budget-usd", type=float, default=None, help="USD cap per request (default: none)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request before a 504")
+    p.add_argument("--model-name", default="xrouter-lite", help="the name clients send as `model`")
+    p.add_argument("--max-new-tokens", type=int, default=160, help="router tokens per turn (a tool call is ~40)")
+    p.add_argument("--cache", default=None, help="live pool: SQLite response cache; repeated questions are free")
+    p.add_argument("--device", default=None, help="router device: cuda, mps or cpu (default: the best available)")
+    p.set_defaults(handler="xrouter_lite.serve:serve_command")
     return parser
 
 

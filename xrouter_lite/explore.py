@@ -121,3 +121,64 @@ def reward_vs_lambda_figure(table: pd.DataFrame, title: str = "Mean reward again
                       template="plotly_white", height=440)
     fig.update_xaxes(type="log")
     return fig
+
+
+def pool_plane_figure(points: pd.DataFrame, title: str = "The model pool on the cost-accuracy plane") -> go.Figure:
+    """Single models and the oracle (`points`: name, kind, usd_per_query, accuracy) with two reference lines.
+
+    The dashed staircase is the Pareto front of the single models (kind "model"): the best single model
+    within each budget. The shaded line is the zero router, their non-decreasing convex hull: what
+    query-blind random mixing of models reaches. Mixing is linear in cost, so on the log cost axis its
+    segments are drawn as the curves they are, not as straight lines.
+    """
+    from xrouter_lite.metrics import hull_value, zero_router
+
+    single = points[points["kind"] == "model"]
+    pts = list(zip(single["usd_per_query"], single["accuracy"]))
+    fig = cost_accuracy_figure(points, show_pareto=False, title=title)
+    front, hull = pareto_front(pts), zero_router(pts)
+    fig.add_trace(go.Scatter(x=_log_cost([c for c, _ in front]), y=[a for _, a in front], mode="lines",
+                             name="Pareto front (single models)", line=dict(dash="dash", color="#999999", shape="hv")))
+    xs = [hull[0][0]]
+    for (c0, _), (c1, _) in zip(hull, hull[1:]):
+        xs += list(np.geomspace(max(c0, 1e-9), c1, 40)[1:]) if c0 > 0 else [c1]
+    fig.add_trace(go.Scatter(x=_log_cost(xs), y=hull_value(hull, np.array(xs)), mode="lines",
+                             name="zero router (query-blind mixing)", line=dict(color="#1f77b4", width=2),
+                             fill="tozeroy", fillcolor="rgba(31,119,180,0.08)", hoverinfo="skip"))
+    fig.update_yaxes(range=[0, 1.05])
+    return fig
+
+
+def color_by_legendgroup(fig: go.Figure, palette: Sequence[str] | None = None) -> go.Figure:
+    """One colour per legend group across every panel (the oracle in its own red); many groups get many colours."""
+    from plotly.colors import qualitative
+
+    palette = list(palette or qualitative.Dark24)
+    groups = list(dict.fromkeys(t.legendgroup or t.name for t in fig.data if (t.legendgroup or t.name) != "oracle"))
+    for t in fig.data:
+        group = t.legendgroup or t.name
+        t.marker.color = KIND_STYLE["oracle"]["color"] if group == "oracle" else palette[groups.index(group) % len(palette)]
+    return fig
+
+
+def sensitivity_figure(points: pd.DataFrame, title: str = "Moving one assumption") -> go.Figure:
+    """Points that move with a setting (rows with a `setting` label, joined per name) over fixed grey points.
+
+    `points`: name, usd_per_query, accuracy, setting (e.g. "5x"; empty or NaN for points that do not move).
+    """
+    fig = go.Figure()
+    label = points["setting"].fillna("").astype(str)
+    fixed, moving = points[label == ""], points[label != ""]
+    fig.add_trace(go.Scatter(x=_log_cost(fixed["usd_per_query"]), y=fixed["accuracy"], mode="markers+text",
+                             name="other models (fixed)", text=fixed["name"], textposition="top center",
+                             textfont=dict(size=9, color="#999999"), marker=dict(size=8, color="#bbbbbb"),
+                             hovertemplate="%{text}<br>$%{x:.5f}/query<br>accuracy %{y:.3f}<extra></extra>"))
+    for name, group in moving.groupby("name", sort=False):
+        fig.add_trace(go.Scatter(
+            x=_log_cost(group["usd_per_query"]), y=group["accuracy"], mode="lines+markers+text", name=name,
+            text=group["setting"].astype(str), textposition="bottom center", marker=dict(size=11),
+            hovertemplate=name + " at %{text}<br>$%{x:.5f}/query<br>accuracy %{y:.3f}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title=COST_AXIS, yaxis_title="accuracy", template="plotly_white",
+                      height=480)
+    fig.update_xaxes(type="log")
+    return fig

@@ -1,0 +1,373 @@
+"""The OpenAI-compatible router server, driven over real HTTP by the official `openai` client."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import urllib.error
+import urllib.request
+
+import openai
+import pandas as pd
+import pytest
+from openai import OpenAI
+
+from xrouter_lite.live import LivePool
+from xrouter_lite.pool import ModelSpec, Pool, PoolError, ReplayPool
+from xrouter_lite.serve import BackgroundServer, create_app, redact, text_pieces, wait_for_health
+
+sys.path.insert(0, str(Path(__file__).parent))
+from openai_test_server import OpenAITestServer  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SPECS = {"cheap": ModelSpec("cheap", 0.1, 0.4, tier="budget"), "mid": ModelSpec("mid", 0.5, 2.0),
+         "pricey": ModelSpec("pricey", 3.0, 12.0, tier="premium")}
+KEY_ENV = "XR_TEST_SERVE_KEY"
+FAKE_KEY = "sk-xrserve-DO-NOT-LEAK-4b1d8e07c2"  # recognisable, so responses and logs can be scanned for it
+
+
+def question(i: int) -> str:
+    return f"What is {i} + {i}?"
+
+
+def tidy_table(n: int = 6) -> pd.DataFrame:
+    """n recorded queries, each answered by every model (columns of docs/DESIGN.md)."""
+    rows = [{"query_id": f"zeroeval/gsm/t{i}", "source": "zeroeval", "task": "gsm", "category": "",
+             "question": question(i), "gold": str(2 * i), "model": m, "response": f"{m}: {2 * i}",
+             "correct": 1.0, "in_tokens": 20, "out_tokens": 10, "usd": (20 * s.price_in + 10 * s.price_out) / 1e6}
+            for i in range(n) for m, s in SPECS.items()]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def pool() -> ReplayPool:
+    return ReplayPool(tidy_table(), SPECS)
+
+
+def call(*models: str) -> str:
+    return "".join(f'<tool_call>{{"name": "call_{m}", "arguments": {{"optimized_system_prompt": "Add."}}}}</tool_call>'
+                   for m in models)
+
+
+def select(model: str) -> str:
+    return f'<tool_call>{{"name": "select_response", "arguments": {{"model_call_name": "call_{model}"}}}}</tool_call>'
+
+
+def call_then_select(messages, tools) -> str:
+    """Turn 1: ask cheap and pricey; turn 2: return pricey's answer."""
+    return call("cheap", "pricey") if messages[-1]["role"] == "user" else select("pricey")
+
+
+@contextmanager
+def serving(router, pool, **kwargs):
+    """A server in a thread and an openai client pointed at it (no client retries: every status is seen)."""
+    with BackgroundServer(create_app(router, pool, **kwargs)) as server:
+        yield server, OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=30)
+
+
+def http(url: str, body: bytes | dict | None = None) -> tuple[int, dict, dict]:
+    """(status, headers, JSON body) of a raw GET, or POST of `body`; error statuses are returned, not raised."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), json.loads(e.read())
+
+
+def ask(client: OpenAI, text: str, **kwargs):
+    return client.chat.completions.create(model="xrouter-lite", messages=[{"role": "user", "content": text}], **kwargs)
+
+
+# ----------------------------------------------------------------------------- answers
+
+def test_routed_answer_carries_metadata(pool):
+    with serving(call_then_select, pool) as (server, client):
+        assert [m.id for m in client.models.list()] == ["xrouter-lite"]
+        r = ask(client, question(2))
+    assert r.choices[0].message.content == "pricey: 4" and r.choices[0].finish_reason == "stop"
+    meta = r.router_metadata
+    assert meta["strategy"] == "selected" and meta["turns"] == 2 and meta["query_id"] == "zeroeval/gsm/t2"
+    assert meta["models_called"] == ["cheap", "pricey"] and meta["fallback_model"] is None
+    recorded = {m: (20 * s.price_in + 10 * s.price_out) / 1e6 for m, s in SPECS.items()}
+    for c in meta["calls"]:  # the recorded cost plus the router-written system prompt ("Add." = 2 tokens)
+        assert c["usd"] == pytest.approx(recorded[c["model"]] + 2 * SPECS[c["model"]].price_in / 1e6)
+        assert (c["in_tokens"], c["out_tokens"]) == (22, 10)
+    assert meta["total_usd"] == pytest.approx(sum(c["usd"] for c in meta["calls"]))
+    assert meta["router_in_tokens"] > 0 and meta["router_out_tokens"] > 0 and meta["latency_s"] > 0
+    assert r.usage.total_tokens == meta["router_in_tokens"] + meta["router_out_tokens"] + 2 * 32
+
+
+def test_streamed_answer_reads_with_the_openai_client(pool):
+    text = "The sum is four, because two and two make four."
+    with serving(lambda m, t: text, pool) as (_, client):
+        chunks = list(ask(client, question(2), stream=True, stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 1  # really streamed in pieces
+    last = [c for c in chunks if c.choices][-1]
+    assert last.choices[0].finish_reason == "stop" and last.router_metadata["strategy"] == "direct"
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+
+
+def test_text_pieces_join_back_exactly():
+    for text in ("", "one", "  two  words \n\n and\tmore  ", "x " * 50):
+        assert "".join(text_pieces(text)) == text
+
+
+# ----------------------------------------------------------------------------- bad requests
+
+BAD_BODIES = [
+    (b"{not json", 400, "not valid JSON"),
+    (b"[1, 2]", 400, "must be a JSON object"),
+    ({"messages": [{"role": "user", "content": "hi"}]}, 400, "'model'"),
+    ({"model": 7, "messages": [{"role": "user", "content": "hi"}]}, 400, "'model' must be a string"),
+    ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}, 404, "does not exist"),
+    ({"model": "xrouter-lite"}, 400, "missing required field 'messages'"),
+    ({"model": "xrouter-lite", "messages": "hi"}, 400, "must be a list"),
+    ({"model": "xrouter-lite", "messages": []}, 400, "empty"),
+    ({"model": "xrouter-lite", "messages": ["hi"]}, 400, "messages[0] must be an object"),
+    ({"model": "xrouter-lite", "messages": [{"role": "wizard", "content": "hi"}]}, 400, "role"),
+    ({"model": "xrouter-lite", "messages": [{"role": "user", "content": 5}]}, 400, "content"),
+    ({"model": "xrouter-lite", "messages": [{"role": "system", "content": "be nice"}]}, 400, "no user message"),
+    ({"model": "xrouter-lite", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"}, 400, "'stream'"),
+    ({"model": "xrouter-lite", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "number"),
+    ({"model": "xrouter-lite", "messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "'n' must be 1"),
+]
+
+
+def test_malformed_requests_get_clear_4xx_and_the_server_lives_on(pool):
+    with serving(call_then_select, pool) as (server, client):
+        url = f"{server.base_url}/chat/completions"
+        for body, status, words in BAD_BODIES:
+            got, headers, reply = http(url, body)
+            assert got == status and words in reply["error"]["message"], (body, reply)
+            assert headers["x-should-retry"] == "false"
+        with pytest.raises(openai.NotFoundError, match="does not exist"):
+            client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "hi"}])
+        with pytest.raises(openai.APIStatusError, match="accepts up to 262,144 bytes") as e:
+            ask(client, "x" * 2**20)  # 1 MB prompt
+        assert e.value.status_code == 413
+        assert http(f"{server.url}/nowhere")[2]["error"]["code"] == "not_found"
+        assert ask(client, question(1)).choices[0].message.content == "pricey: 2"  # still serving
+        assert server.app.state.service.health()["requests"]["refused"] == len(BAD_BODIES) + 3
+
+
+def test_query_not_in_the_recorded_data_is_a_clear_400(pool):
+    with serving(call_then_select, pool) as (_, client):
+        with pytest.raises(openai.BadRequestError, match="not in the recorded data") as e:
+            ask(client, "What is the capital of France?")
+    assert e.value.body["code"] == "query_not_recorded"
+
+
+# ----------------------------------------------------------------------------- load, time and money
+
+def test_32_concurrent_requests_are_all_answered_and_the_loop_stays_free(pool):
+    lock, live, peak = threading.Lock(), [0], [0]
+
+    def slow_router(messages, tools):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        time.sleep(0.05)
+        with lock:
+            live[0] -= 1
+        return call_then_select(messages, tools)
+
+    with serving(slow_router, pool, budget_usd=1.0) as (server, client):  # the shared guard under contention
+        with ThreadPoolExecutor(32) as ex:
+            futures = [ex.submit(ask, client, question(i % 6)) for i in range(32)]
+            time.sleep(0.02)
+            start = time.perf_counter()
+            assert http(f"{server.url}/health")[2]["status"] == "ok"  # answered while episodes run
+            health_s = time.perf_counter() - start
+            replies = [f.result() for f in futures]
+        spent = http(f"{server.url}/health")[2]["budget"]["spent_usd"]
+    assert [r.choices[0].message.content for r in replies] == [f"pricey: {2 * (i % 6)}" for i in range(32)]
+    assert spent == pytest.approx(sum(r.router_metadata["total_usd"] for r in replies))
+    assert peak[0] > 4, "episodes should run concurrently, not one by one"
+    assert health_s < 1.0
+
+
+def test_request_timeout_is_a_504_and_the_server_recovers(pool):
+    def sometimes_slow(messages, tools):
+        if question(5) in messages[1]["content"]:
+            time.sleep(1.5)
+        return "42"
+
+    with serving(sometimes_slow, pool, timeout_s=0.3) as (_, client):
+        with pytest.raises(openai.APIStatusError, match="no answer within 0.3 s") as e:
+            ask(client, question(5))
+        assert e.value.status_code == 504
+        assert ask(client, question(1)).choices[0].message.content == "42"
+
+
+def test_process_budget_is_never_exceeded_and_refusal_is_a_clear_429(pool):
+    cap = 0.003  # a request costs ~$0.0002; the precheck wants ~$0.001 left (pricey + a 256-token system prompt)
+    with serving(call_then_select, pool, budget_usd=cap) as (server, client):
+        answered, refusal = 0, None
+        for i in range(40):
+            try:
+                ask(client, question(i % 6))
+                answered += 1
+            except openai.RateLimitError as e:
+                refusal = e
+                break
+        health = http(f"{server.url}/health")[2]
+        with pytest.raises(openai.RateLimitError):  # and it stays refused
+            ask(client, question(0))
+    assert answered >= 5 and refusal is not None
+    assert refusal.body["code"] == "budget_exhausted" and "server budget exhausted" in refusal.body["message"]
+    assert refusal.response.headers["x-should-retry"] == "false"
+    assert 0 < health["budget"]["spent_usd"] <= cap and health["budget"]["cap_usd"] == cap
+
+
+def test_request_budget_hides_models_it_cannot_afford_and_refuses_below_the_cheapest(pool):
+    seen = []
+
+    def cheap_router(messages, tools):
+        seen.append({t["function"]["name"] for t in tools})
+        return call("cheap") if messages[-1]["role"] == "user" else select("cheap")
+
+    # cheap costs ~$4e-6 (+ a 256-token allowance), mid ~$3e-5 + $1.3e-4, pricey ~$1.8e-4 + $7.7e-4
+    with serving(cheap_router, pool, request_budget_usd=0.0002) as (_, client):
+        assert ask(client, question(1)).router_metadata["models_called"] == ["cheap"]
+    assert seen[0] == {"call_cheap", "call_mid", "select_response"}
+    with serving(cheap_router, pool, request_budget_usd=1e-6) as (_, client):
+        with pytest.raises(openai.RateLimitError, match="request budget") as e:
+            ask(client, question(1))
+    assert e.value.body["code"] == "request_budget_exceeded"
+
+
+# ----------------------------------------------------------------------------- fallback
+
+def test_invalid_router_output_falls_back_to_the_cheapest_model(pool):
+    with serving(lambda m, t: '<tool_call>{"name": "call_cheap", "arguments": {', pool) as (_, client):
+        meta = ask(client, question(3)).router_metadata
+        r = ask(client, question(3))
+    assert r.choices[0].message.content == "cheap: 6"
+    assert meta["strategy"] == "fell back" and meta["ending"] == "invalid" and meta["fallback_model"] == "cheap"
+    assert "unclosed <tool_call>" in meta["fallback_reason"]
+    assert meta["calls"][-1]["fallback"] is True and meta["total_usd"] > 0
+
+
+def test_a_raising_router_falls_back_to_the_configured_model(pool):
+    def broken(messages, tools):
+        raise RuntimeError("CUDA out of memory")
+
+    with serving(broken, pool, fallback="mid") as (server, client):
+        meta = ask(client, question(1)).router_metadata
+        assert server.app.state.service.health()["requests"] == {"fell_back": 1}
+    assert meta["fallback_model"] == "mid" and "router error: RuntimeError: CUDA out of memory" in meta["fallback_reason"]
+
+
+# ----------------------------------------------------------------------------- live pools and secrets
+
+def live_router(messages, tools) -> str:
+    return call("echo") if messages[-1]["role"] == "user" else select("echo")
+
+
+def test_live_pool_answers_and_a_failing_pool_is_a_502_without_secrets(monkeypatch, caplog, capfd):
+    monkeypatch.setenv(KEY_ENV, FAKE_KEY)
+    caplog.set_level(logging.DEBUG)
+    spec = lambda base_url: ModelSpec("echo", 1.0, 2.0, provider="test", base_url=base_url,  # noqa: E731
+                                      api_key_env=KEY_ENV, model_name="echo")
+    seen: list[str] = []
+    good, bad = OpenAITestServer(api_key=FAKE_KEY).start(), OpenAITestServer(api_key="sk-some-other-key").start()
+    try:
+        with serving(live_router, LivePool([spec(good.base_url)], max_retries=0)) as (server, client):
+            r = ask(client, "Say hi")
+            seen += [r.model_dump_json(), json.dumps(http(f"{server.url}/health"))]
+        assert r.choices[0].message.content.endswith("echo from echo: Say hi")
+        assert r.router_metadata["strategy"] == "selected" and r.router_metadata["query_id"].startswith("live/chat/")
+        with serving(live_router, LivePool([spec(bad.base_url)], max_retries=0)) as (server, client):
+            with pytest.raises(openai.APIStatusError, match="pool failed") as e:
+                ask(client, "Say hi")
+            seen.append(e.value.response.text + json.dumps(dict(e.value.response.headers)))
+        assert e.value.status_code == 502 and "HTTP 401" in e.value.body["message"]
+    finally:
+        good.stop()
+        bad.stop()
+    out, err = capfd.readouterr()
+    for text in [*seen, caplog.text, out, err]:
+        assert FAKE_KEY not in text
+
+
+class LeakyPool(Pool):
+    """A pool whose errors echo the API key back, as some providers' 401 messages do."""
+
+    models = [ModelSpec("leaky", 1.0, 1.0, api_key_env=KEY_ENV)]
+
+    def call(self, model, query, system_prompt=None, temperature=None):
+        raise PoolError(f"HTTP 401: invalid key {os.environ[KEY_ENV]} (also sk-proj-abcdefghij0123)")
+
+
+def test_secrets_in_upstream_errors_are_redacted(monkeypatch, caplog):
+    monkeypatch.setenv(KEY_ENV, FAKE_KEY)
+    caplog.set_level(logging.DEBUG)
+    with serving(lambda m, t: "invalid <tool_call>", LeakyPool()) as (_, client):
+        with pytest.raises(openai.APIStatusError) as e:
+            ask(client, "hi")
+    assert e.value.status_code == 502 and "[redacted]" in e.value.body["message"]
+    assert FAKE_KEY not in e.value.response.text + caplog.text and "sk-proj-" not in e.value.response.text
+    assert redact(f"key={FAKE_KEY}", [FAKE_KEY]) == "key=[redacted]"
+
+
+# ----------------------------------------------------------------------------- the command line
+
+def test_cli_serves_a_router_checkpoint_from_a_run_dir(tmp_path):
+    """The `serve` command's path (options, checkpoint lookup, router.json, a table file, LMRouter), in-process."""
+    import argparse
+
+    from xrouter_lite.modeling import build_tiny_router
+    from xrouter_lite.serve import add_arguments, app_from_args
+
+    ckpt = tmp_path / "run" / "artifacts" / "router_sft"
+    build_tiny_router([question(i) for i in range(20)] * 2, ckpt, vocab_size=300, hidden_size=32, layers=1, heads=2)
+    (ckpt / "router.json").write_text(json.dumps({"mode": "simple", "max_turns": 3, "base": "tiny", "stage": "sft",
+                                                  "lambda": 3.0}))
+    table = tmp_path / "table.parquet"  # a tidy table file (e.g. a live recording) with models of prices.csv
+    priced = {"cheap": "gemma-2-2b-it", "mid": "gpt-4o-mini-2024-07-18", "pricey": "gpt-4o-2024-08-06"}
+    tidy_table().replace({"model": priced}).to_parquet(table)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--router", str(tmp_path / "run"), "--pool", "replay", "--data", str(table),
+                              "--max-new-tokens", "4", "--device", "cpu", "--fallback", "gpt-4o-mini-2024-07-18"])
+    with BackgroundServer(app_from_args(args)) as server:
+        health = wait_for_health(server.url)
+        client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=30)
+        meta = ask(client, question(4)).router_metadata
+    assert (health["mode"], health["pool"], health["recorded_queries"]) == ("simple", "ReplayPool", 6)
+    assert meta["mode"] == "simple" and meta["router_in_tokens"] > 0 and meta["strategy"] in (
+        "direct", "called", "fell back")  # an untrained router: usually invalid, so the fallback answers
+
+
+def test_cli_without_a_checkpoint_exits_2_with_a_message(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "xrouter_lite.serve", "--router", str(tmp_path), "--pool", "replay"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "no router checkpoint" in proc.stderr and "router_grpo" in proc.stderr
+
+
+def test_cli_options_in_main_match_add_arguments():
+    """When __main__.py has the `serve` command, its options are the ones serve.add_arguments defines."""
+    import argparse
+
+    from xrouter_lite.__main__ import build_parser
+    from xrouter_lite.serve import add_arguments
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    if "serve" not in sub.choices:
+        pytest.skip("the serve command is not wired into xrouter_lite/__main__.py yet")
+    mine = argparse.ArgumentParser()
+    add_arguments(mine)
+    options = lambda p: {(a.dest, a.default, a.required) for a in p._actions if a.dest != "help"}  # noqa: E731
+    assert options(sub.choices["serve"]) - {("handler", "xrouter_lite.serve:serve_command", False)} == options(mine)
