@@ -158,6 +158,9 @@ def test_hull_gap():
     # (1, 0.6) vs hull 0.5 at cost 1 -> +0.1;  (3, 0.7) vs flat 0.8 -> -0.1
     assert M.hull_gap([(1.0, 0.6), (3.0, 0.7)], hull) == pytest.approx(0.1)
     assert M.hull_gap([(3.0, 0.7)], hull) == pytest.approx(-0.1)
+    # points cheaper than the hull's first point are not compared (the hull is 0 there)
+    assert M.hull_gap([(0.5, 0.6)], [(1.0, 0.5)]) == float("-inf")
+    assert M.hull_gap([(0.5, 0.6), (1.0, 0.55)], [(1.0, 0.5)]) == pytest.approx(0.05)
 
 
 # ---------------------------------------------------------------- cost saved at 95%
@@ -171,6 +174,9 @@ def test_cost_saved_at_95():
     assert M.cost_saved_at([(0.25, 0.76)], ref_cost=0.5, ref_acc=0.8) == pytest.approx(0.5)
     # more expensive than the reference: negative saving
     assert M.cost_saved_at([(2.0, 0.9)], ref_cost=1.0, ref_acc=0.9) == pytest.approx(-1.0)
+    # the reference itself saves exactly 0, even when its cost was summed in another order
+    saved = M.cost_saved_at([(0.1 + 0.2, 0.9)], ref_cost=0.3, ref_acc=0.9)
+    assert saved == 0.0 and str(saved) == "0.0"  # not -0.0 or -1e-16
 
 
 # ---------------------------------------------------------------- PGR, APGR, CPT

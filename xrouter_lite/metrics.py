@@ -47,8 +47,8 @@ def mean_reward(correct, usd, lam: float = 3.0, cfg: RewardConfig | None = None)
 
 # ---------------------------------------------------------------- calls
 def as_calls(decisions) -> list[tuple[str, ...]]:
-    """Normalise decisions to one tuple of called models per query (a bare id is a 1-call tuple)."""
-    return [(d,) if isinstance(d, str) else tuple(d) for d in decisions]
+    """Normalise decisions to one tuple of called models per query (a bare id: 1 call; None: no call)."""
+    return [() if d is None else (d,) if isinstance(d, str) else tuple(d) for d in decisions]
 
 
 def calls_per_query(decisions) -> float:
@@ -165,8 +165,12 @@ def aiq_table(points_by_router: dict[str, Sequence[Point]]) -> dict[str, float]:
 
 
 def hull_gap(points, hull: Sequence[Point]) -> float:
-    """Largest accuracy margin of any point over `hull` at the same cost (> 0: beats the hull)."""
-    pts = _clean(points)
+    """Largest accuracy margin of a point over `hull` at the same cost (> 0: beats it); -inf if none compares.
+
+    Only points at or right of the hull's cheapest point count: cheaper ones would "beat" the
+    hull's 0 there by their whole accuracy, which says nothing about routing quality.
+    """
+    pts = [(c, a) for c, a in _clean(points) if hull and c >= hull[0][0]]
     return max(a - hull_value(hull, c) for c, a in pts) if pts else float("-inf")
 
 
@@ -175,7 +179,8 @@ def cost_saved_at(points, ref_cost: float, ref_acc: float, frac: float = 0.95) -
     ok = [c for c, a in _clean(points) if a >= frac * ref_acc]
     if not ok:
         return None
-    return 1.0 - min(ok) / ref_cost if ref_cost > 0 else 0.0
+    # Rounded (and -0.0 -> 0.0): the same cost summed in another order must print as 0, not -1e-16.
+    return round(1.0 - min(ok) / ref_cost, 12) + 0.0 if ref_cost > 0 else 0.0
 
 
 # ---------------------------------------------------------------- two-model metrics
