@@ -355,3 +355,41 @@ def test_run_episodes_with_per_query_pools_and_records():
     assert [e.allowed for e in eps] == [["cheap-1", "mid.2"], ["cheap-1"]]
     assert [(e.ending, e.score) for e in eps] == [("called", 1.0), ("called", 1.0)]
     assert run_episodes(script("4"), [Q], pool, progress=False, grader=exact)[0].allowed == pool.model_ids
+
+
+# --- the per-turn stepper (what GRPO's token-level rollout drives) -------------------------------------
+
+def test_stepper_plays_turn_by_turn_like_run_episode():
+    from xrouter_lite.episode import EpisodeStepper
+
+    stepper = EpisodeStepper(Q, DictPool(), ["cheap-1", "mid.2", "big-3"], grader=exact)
+    assert stepper.tools == play(script("4")).tools and stepper.messages[-1] == {"role": "user", "content": Q.text}
+    tool_msgs = stepper.step(calls("cheap-1", "mid.2"))
+    assert [m["name"] for m in tool_msgs] == ["call_cheap_1", "call_mid_2"] and not stepper.done
+    assert stepper.messages[-2:] == tool_msgs  # the returned messages are the record's newest
+    assert stepper.step(select("mid.2")) == [] and stepper.done
+    same = play(script(calls("cheap-1", "mid.2"), select("mid.2")))
+    assert stepper.episode == same
+    with pytest.raises(RuntimeError, match="already ended"):
+        stepper.step("4")
+
+
+def test_stepper_stop_ends_invalid_and_scores_zero():
+    from xrouter_lite.episode import EpisodeStepper
+
+    stepper = EpisodeStepper(Q, DictPool(), ["cheap-1", "mid.2"], grader=exact)
+    stepper.step(calls("mid.2"))
+    ep = stepper.stop("turn cut after 64 tokens")
+    assert (ep.ending, ep.invalid_reason, ep.reward, ep.score) == ("invalid", "turn cut after 64 tokens", 0.0, 0.0)
+    assert ep.usd == pytest.approx(0.001) and stepper.done  # the call it made was still paid
+    assert stepper.stop("again") is ep and ep.invalid_reason == "turn cut after 64 tokens"
+
+
+def test_max_tool_chars_clips_what_the_router_reads_not_what_select_returns():
+    ep = play(script(calls("big-3"), select("big-3")), max_tool_chars=20)
+    shown = ep.messages[3]["content"]
+    assert shown.startswith("call_big_3 answered:\nThe answer is 4!!!!!") and "[... " in shown and len(shown) < 80
+    assert len(ep.final) > 10_000  # select still returns the whole answer
+    eps = run_episodes(script(calls("big-3"), select("big-3")), [Q], DictPool(), progress=False, grader=exact,
+                       max_tool_chars=20)
+    assert eps[0].messages[3]["content"] == shown

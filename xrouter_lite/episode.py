@@ -22,6 +22,9 @@ in simple mode the one call's answer is final ("called"). Invalid endings (rewar
 output, unknown tool or one outside the sample's pool, `select_response` mixed with calls or naming a
 model not called in this episode, calls in the last agent turn (they are not run: nobody would read
 them), and a `PoolError` from the pool (recorded, never raised).
+
+`EpisodeStepper` holds these rules once, one router turn per `step(text)`; `run_episode` drives it with a
+text router, and GRPO's token-level rollout drives it with its own generations (`xrouter_lite.grpo`).
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from xrouter_lite.pool import Answer, Pool, PoolError, Query, tool_name
-from xrouter_lite.protocol import (MAX_TURN_CHARS, Action, Turn, format_tool_result, parse_turn,
-                                   router_messages, tool_message, tool_schemas)
+from xrouter_lite.protocol import (MAX_TOOL_RESULT_CHARS, MAX_TURN_CHARS, Action, Turn, format_tool_result,
+                                   parse_turn, router_messages, tool_message, tool_schemas)
 from xrouter_lite.reward import RewardConfig, reward, router_usd
 
 Router = Callable[[list, list], str]
@@ -173,67 +176,147 @@ def _run_calls(pool: Pool, query: Query, actions: list[Action]) -> list[Answer |
     return list(_pool_executor().map(one, actions))
 
 
-class _Run:
-    """Mutable state of one episode while it runs: token counts and the answers select can return."""
+class EpisodeStepper:
+    """One episode, driven one router turn at a time: the single copy of the stop rules, cost, grade and reward.
 
-    def __init__(self, ep: Episode, count_tokens: Callable[[str], int]):
-        self.ep, self.count = ep, count_tokens
-        self.msg_tokens = sum(count_tokens(m["content"]) for m in ep.messages)
-        self.tool_tokens = count_tokens(json.dumps(ep.tools))
+    `run_episode` feeds it text from a `router(messages, tools)` function; GRPO's token-level rollout
+    (`xrouter_lite.grpo`) feeds it decoded generations and appends the returned tool messages as tokens,
+    so training and evaluation play by exactly the same rules:
+
+        >>> stepper = EpisodeStepper(query, pool, allowed, mode="agent")        # doctest: +SKIP
+        >>> while not stepper.done:                                            # doctest: +SKIP
+        ...     tool_messages = stepper.step(my_router(stepper.messages, stepper.tools))
+        >>> stepper.episode.reward                                             # doctest: +SKIP
+
+    `max_tool_chars` clips each model answer the router reads (`select_response` still returns it whole);
+    a small CPU router needs short tool results, and training and evaluation must clip alike.
+    """
+
+    def __init__(self, query: Query, pool: Pool, allowed: Sequence[str], mode: str = "agent", max_turns: int = 3,
+                 reward_cfg: RewardConfig = RewardConfig(), grader: Grader | None = None,
+                 pool_records: Mapping[str, float] | None = None, count_tokens: Callable[[str], int] | None = None,
+                 max_chars: int = MAX_TURN_CHARS, max_tool_chars: int = MAX_TOOL_RESULT_CHARS):
+        allowed = list(allowed)
+        tools = tool_schemas([pool.spec(m) for m in allowed], mode)  # validates mode and every id
+        if mode == "simple":
+            max_turns = 1  # one decision: answer, or one call whose answer is final
+        self.query, self.pool, self.allowed, self.mode, self.max_turns = query, pool, allowed, mode, max_turns
+        self.reward_cfg, self.max_chars, self.max_tool_chars = reward_cfg, max_chars, max_tool_chars
+        self.grader = grader or _default_grader(pool_records)
+        self.count = count_tokens or default_count_tokens()
+        self.episode = Episode(query.id, query.task, query.source, allowed, mode, tools=tools,
+                               messages=router_messages(query.text, mode, max_turns))
+        self.msg_tokens = sum(self.count(m["content"]) for m in self.episode.messages)
+        self.tool_tokens = self.count(json.dumps(tools))
         self.answers: dict[str, Answer] = {}  # model -> its latest answer, for select_response
+        self.done = False
 
-    def add(self, message: dict) -> None:
-        self.ep.messages.append(message)
+    @property
+    def messages(self) -> list[dict]:
+        """The conversation so far, as the router reads it (a copy: the router must not edit the record)."""
+        return list(self.episode.messages)
+
+    @property
+    def tools(self) -> list[dict]:
+        """The tool schemas of the sample's sub-pool."""
+        return self.episode.tools
+
+    def step(self, raw) -> list[dict]:
+        """Play one router turn (its raw text); the tool messages it produced ([] once the episode has ended)."""
+        if self.done:
+            raise RuntimeError(f"episode {self.query.id} has already ended ({self.episode.ending})")
+        ep = self.episode
+        turn = ep.turns = ep.turns + 1
+        ep.router_in_tokens += self.tool_tokens + self.msg_tokens
+        parsed = parse_turn(raw, self.allowed, self.mode, self.max_chars)
+        content = _stored(raw, self.max_chars)
+        # a rejected runaway output was still generated: estimate it cheaply rather than tokenise megabytes
+        ep.router_out_tokens += self.count(content) if content is raw else len(str(raw)) // 4
+        self._add({"role": "assistant", "content": content})
+        before = len(ep.messages)
+        if self._play(parsed, turn):
+            self._finish()
+            return []
+        return ep.messages[before:]
+
+    def stop(self, reason: str) -> Episode:
+        """End the episode as invalid from outside (a generation cut by a token budget); scored, never raises."""
+        if not self.done:
+            self._end("invalid", reason=reason)
+            self._finish()
+        return self.episode
+
+    def _add(self, message: dict) -> None:
+        self.episode.messages.append(message)
         self.msg_tokens += self.count(message["content"])
 
-    def end(self, ending: str, final: str | None = None, reason: str = "") -> None:
-        self.ep.ending, self.ep.final, self.ep.invalid_reason = ending, final, reason
+    def _end(self, ending: str, final: str | None = None, reason: str = "") -> None:
+        self.episode.ending, self.episode.final, self.episode.invalid_reason = ending, final, reason
 
-    def execute(self, pool: Pool, query: Query, actions: list[Action], turn: int) -> str:
+    def _execute(self, actions: list[Action], turn: int) -> str:
         """Run the calls, record them and their tool messages; the first pool error's text, or ''."""
         error = ""
-        for a, result in zip(actions, _run_calls(pool, query, actions)):
+        for a, result in zip(actions, _run_calls(self.pool, self.query, actions)):
             if isinstance(result, PoolError):
                 error = error or f"pool error from {a.model}: {result}"
-                self.ep.calls.append(Call(a.model, turn, temperature=a.temperature, error=str(result)))
-                self.add(tool_message(a.model, f"{tool_name(a.model)} failed: {result}"))
+                self.episode.calls.append(Call(a.model, turn, temperature=a.temperature, error=str(result)))
+                self._add(tool_message(a.model, f"{tool_name(a.model)} failed: {result}"))
                 continue
-            self.ep.calls.append(Call(a.model, turn, result.in_tokens, result.out_tokens, result.usd,
-                                      result.cached, a.temperature))
+            self.episode.calls.append(Call(a.model, turn, result.in_tokens, result.out_tokens, result.usd,
+                                           result.cached, a.temperature))
             self.answers[a.model] = result
-            self.add(tool_message(a.model, format_tool_result(a.model, result)))
+            self._add(tool_message(a.model, format_tool_result(a.model, result, self.max_tool_chars)))
         return error
+
+    def _play(self, parsed: Turn, turn: int) -> bool:
+        """Apply one parsed turn; True when the episode has ended."""
+        if parsed.kind == "invalid":
+            self._end("invalid", reason=parsed.error)
+        elif parsed.kind == "answer":
+            self._end("summarised" if self.episode.calls else "direct", parsed.actions[0].text)
+        elif parsed.kind == "select":
+            model = parsed.actions[0].model
+            if model in self.answers:
+                self._end("selected", self.answers[model].text)
+            else:
+                self._end("invalid", reason=f"{tool_name(model)} selected but not called in this episode")
+        elif self.mode == "agent" and turn == self.max_turns:
+            self._end("invalid", reason=f"turns exhausted: calls in the last turn ({self.max_turns}) get no answers")
+        else:
+            error = self._execute(parsed.calls, turn)
+            if error:
+                self._end("invalid", reason=error)
+            elif self.mode == "simple":
+                self._end("called", self.answers[parsed.calls[0].model].text)
+            else:
+                return False
+        return True
+
+    def _finish(self) -> None:
+        """Cost, grade and reward of the ended episode (invalid endings score and earn 0)."""
+        ep, cfg = self.episode, self.reward_cfg
+        ep.usd = sum(c.usd for c in ep.calls)
+        ep.router_usd = router_usd(ep.router_in_tokens, ep.router_out_tokens, cfg)
+        cost = ep.usd + (ep.router_usd if cfg.charge_router_tokens else 0.0)
+        ep.score = 0.0 if ep.invalid else float(self.grader(self.query, ep.final))
+        ep.reward = reward(ep.score, cost, cfg, invalid=ep.invalid)
+        self.done = True
 
 
 def run_episode(router: Router, query: Query, pool: Pool, allowed: Sequence[str], mode: str = "agent",
                 max_turns: int = 3, reward_cfg: RewardConfig = RewardConfig(), grader: Grader | None = None,
                 pool_records: Mapping[str, float] | None = None,
                 count_tokens: Callable[[str], int] | None = None,
-                max_chars: int = MAX_TURN_CHARS) -> Episode:
+                max_chars: int = MAX_TURN_CHARS, max_tool_chars: int = MAX_TOOL_RESULT_CHARS) -> Episode:
     """Run the router on one query with the sample's sub-pool `allowed` (ids); the graded, rewarded Episode.
 
     An id in `allowed` that the pool lacks raises PoolError up front (a caller's mistake, not the router's).
     """
-    allowed = list(allowed)
-    tools = tool_schemas([pool.spec(m) for m in allowed], mode)  # validates mode and every id
-    if mode == "simple":
-        max_turns = 1  # one decision: answer, or one call whose answer is final
-    ep = Episode(query.id, query.task, query.source, allowed, mode, tools=tools,
-                 messages=router_messages(query.text, mode, max_turns))
-    run = _Run(ep, count_tokens or default_count_tokens())
-    for turn in range(1, max_turns + 1):
-        raw = router(list(ep.messages), tools)  # a copy: the router must not edit the record
-        ep.turns = turn
-        ep.router_in_tokens += run.tool_tokens + run.msg_tokens
-        parsed = parse_turn(raw, allowed, mode, max_chars)
-        content = _stored(raw, max_chars)
-        # a rejected runaway output was still generated: estimate it cheaply rather than tokenise megabytes
-        ep.router_out_tokens += run.count(content) if content is raw else len(str(raw)) // 4
-        run.add({"role": "assistant", "content": content})
-        if _play_turn(run, parsed, pool, query, turn, mode, max_turns):
-            break
-    _score(ep, query, reward_cfg, grader or _default_grader(pool_records))
-    return ep
+    stepper = EpisodeStepper(query, pool, allowed, mode, max_turns, reward_cfg, grader, pool_records,
+                             count_tokens, max_chars, max_tool_chars)
+    while not stepper.done:
+        stepper.step(router(stepper.messages, stepper.tools))
+    return stepper.episode
 
 
 def _stored(raw, max_chars: int) -> str:
@@ -241,40 +324,6 @@ def _stored(raw, max_chars: int) -> str:
     if not isinstance(raw, str):
         return f"[router returned {type(raw).__name__}]"
     return raw if len(raw) <= max_chars else f"{raw[:1000]}\n[... {len(raw) - 1000} more chars, rejected]"
-
-
-def _play_turn(run: _Run, parsed: Turn, pool: Pool, query: Query, turn: int, mode: str, max_turns: int) -> bool:
-    """Apply one parsed turn; True when the episode has ended."""
-    if parsed.kind == "invalid":
-        run.end("invalid", reason=parsed.error)
-    elif parsed.kind == "answer":
-        run.end("summarised" if run.ep.calls else "direct", parsed.actions[0].text)
-    elif parsed.kind == "select":
-        model = parsed.actions[0].model
-        if model in run.answers:
-            run.end("selected", run.answers[model].text)
-        else:
-            run.end("invalid", reason=f"{tool_name(model)} selected but not called in this episode")
-    elif mode == "agent" and turn == max_turns:
-        run.end("invalid", reason=f"turns exhausted: calls in the last turn ({max_turns}) get no answers")
-    else:
-        error = run.execute(pool, query, parsed.calls, turn)
-        if error:
-            run.end("invalid", reason=error)
-        elif mode == "simple":
-            run.end("called", run.answers[parsed.calls[0].model].text)
-        else:
-            return False
-    return True
-
-
-def _score(ep: Episode, query: Query, cfg: RewardConfig, grader: Grader) -> None:
-    """Cost, grade and reward of a finished episode (invalid endings score and earn 0)."""
-    ep.usd = sum(c.usd for c in ep.calls)
-    ep.router_usd = router_usd(ep.router_in_tokens, ep.router_out_tokens, cfg)
-    cost = ep.usd + (ep.router_usd if cfg.charge_router_tokens else 0.0)
-    ep.score = 0.0 if ep.invalid else float(grader(query, ep.final))
-    ep.reward = reward(ep.score, cost, cfg, invalid=ep.invalid)
 
 
 def run_episodes(router: Router, queries: Sequence[Query], pool: Pool,
