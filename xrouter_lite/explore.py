@@ -1,4 +1,4 @@
-"""Plotly figures for the cost/quality story; pure functions of tidy tables, so tests read `fig.to_dict()`.
+"""Plotly figures for the cost/quality story: pure functions of tidy tables, so tests read `fig.to_dict()`.
 
     >>> import pandas as pd
     >>> from xrouter_lite.explore import cost_accuracy_figure
@@ -7,18 +7,27 @@
     >>> fig = cost_accuracy_figure(pts)
     >>> fig.layout.xaxis.title.text
     'USD per query (log scale)'
+
+`explorer_plane_figure` draws one setting of notebook 04's explorer (a `whatif.WhatIf`); `write_figure` saves a
+figure as PNG when kaleido and a Chromium work, else as HTML.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from xrouter_lite.metrics import ndch, pareto_front
+
+if TYPE_CHECKING:  # annotations only
+    from xrouter_lite.whatif import WhatIf
 
 # One marker per kind of point, so single models, baselines and trained routers read apart at a glance.
 KIND_STYLE = {
@@ -27,13 +36,39 @@ KIND_STYLE = {
     "baseline": dict(symbol="diamond", size=10, color="#1f77b4"),
     "router": dict(symbol="square", size=12, color="#2ca02c"),
 }
+PALETTE = tuple(c for c in qualitative.Dark24 if c != "#FB0D0D")  # one per model; no pure red: only the oracle is red
+HULL_COLORS = ("#2ca02c", "#17becf", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22")  # one per hull
 COST_AXIS = "USD per query (log scale)"
 
 
-def _log_cost(values) -> np.ndarray:
-    """Costs for a log axis: zero-cost points are drawn at a tiny positive cost instead of vanishing."""
+def _log_cost(values, floor: float = 1e-7) -> np.ndarray:
+    """Costs for a log axis: zero-cost points are drawn at `floor` (a small positive cost) instead of vanishing."""
     v = np.asarray(values, dtype=float)
-    return np.where(v > 0, v, 1e-7)
+    return np.where(v > 0, v, floor)
+
+
+def _hull_curve(hull: Sequence[tuple[float, float]], steps: int = 40, floor: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
+    """A hull as the curve it is on a log cost axis: mixing is linear in cost, so segments bend on a log axis."""
+    from xrouter_lite.metrics import hull_value
+
+    xs = [hull[0][0]]
+    for (c0, _), (c1, _) in zip(hull, hull[1:]):
+        xs += list(np.geomspace(c0, c1, steps)[1:]) if c0 > 0 else [c1]
+    xs = np.asarray(xs, dtype=float)
+    return _log_cost(xs, floor), np.asarray(hull_value(hull, xs), dtype=float).reshape(-1)
+
+
+def short_name(model: str) -> str:
+    """A model id for a crowded plot: no organisation prefix, no date suffix (gpt-4o-2024-08-06 -> gpt-4o)."""
+    return re.sub(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4})$", "", model.split("/")[-1])
+
+
+def model_colors(names: Sequence[str], palette: Sequence[str] | None = None) -> dict[str, str]:
+    """One colour per name, stable in the given order; the oracle always in its own red."""
+    palette = list(palette or PALETTE)
+    others = [n for n in dict.fromkeys(names) if n != "oracle"]
+    colors = {n: palette[i % len(palette)] for i, n in enumerate(others)}
+    return colors | ({"oracle": KIND_STYLE["oracle"]["color"]} if "oracle" in names else {})
 
 
 def cost_accuracy_figure(points: pd.DataFrame, hulls: Mapping[str, Sequence[tuple[float, float]]] | None = None,
@@ -42,28 +77,33 @@ def cost_accuracy_figure(points: pd.DataFrame, hulls: Mapping[str, Sequence[tupl
     """The cost-accuracy plane: one marker per row of `points` (name, kind, usd_per_query, accuracy).
 
     `hulls` maps a router name to its operating-point hull (drawn as a line, its AIQ in the legend when
-    `aiq` has it); the Pareto front of every point is drawn dashed when `show_pareto`.
+    `aiq` has it); the Pareto front of every point is drawn dashed when `show_pareto`. Points that cost
+    nothing (a router answering directly, or failing) sit at half the cheapest positive cost, the axis's left edge.
     """
     fig = go.Figure()
+    costs = pd.to_numeric(points["usd_per_query"], errors="coerce")
+    floor = float(costs[costs > 0].min()) / 2 if (costs > 0).any() else 1e-7
     for kind, group in points.groupby("kind", sort=False):
         style = KIND_STYLE.get(kind, KIND_STYLE["baseline"])
         fig.add_trace(go.Scatter(
-            x=_log_cost(group["usd_per_query"]), y=group["accuracy"], mode="markers+text", name=kind,
+            x=_log_cost(group["usd_per_query"], floor), y=group["accuracy"], mode="markers+text", name=kind,
             text=group["name"], textposition="top center", textfont=dict(size=9), marker=style,
             hovertemplate="%{text}<br>$%{x:.5f}/query<br>accuracy %{y:.3f}<extra></extra>"))
     if show_pareto and len(points) > 1:
         front = pareto_front(list(zip(points["usd_per_query"], points["accuracy"])))
-        fig.add_trace(go.Scatter(x=_log_cost([c for c, _ in front]), y=[a for _, a in front], mode="lines",
-                                 name="Pareto front", line=dict(dash="dash", color="#bbbbbb")))
+        # A staircase: the best accuracy reachable at each budget by picking one of the points.
+        fig.add_trace(go.Scatter(x=_log_cost([c for c, _ in front], floor), y=[a for _, a in front], mode="lines",
+                                 name="Pareto front", line=dict(dash="dash", color="#bbbbbb", shape="hv")))
     for name, hull in (hulls or {}).items():
         if not hull:
             continue
         label = f"{name} hull" + (f" (AIQ {aiq[name]:.3f})" if aiq and name in aiq else "")
-        fig.add_trace(go.Scatter(x=_log_cost([c for c, _ in hull]), y=[a for _, a in hull],
-                                 mode="lines+markers", name=label, line=dict(width=2), marker=dict(size=5)))
+        xs, ys = _hull_curve(hull, floor=floor)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=label, line=dict(width=2), legendgroup=label,
+                                 hovertemplate=label + "<br>$%{x:.5f}/query<br>accuracy %{y:.3f}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title=COST_AXIS, yaxis_title="accuracy", template="plotly_white",
                       legend=dict(orientation="v"), height=520)
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(type="log", exponentformat="none")  # $0.0001, not 100µ
     return fig
 
 
@@ -73,16 +113,23 @@ def hulls_of(points_by_router: Mapping[str, Sequence[tuple[float, float]]]) -> d
 
 
 def per_task_figure(summary: pd.DataFrame, title: str = "Accuracy and cost per task") -> go.Figure:
-    """Two panels, accuracy and USD per query, one bar group per task and one bar per model."""
+    """Two panels, accuracy and USD per query, one bar group per task and one bar per model.
+
+    A model keeps one colour in both panels (the oracle in red); `color_by_legendgroup` can recolour.
+    """
     tasks = list(dict.fromkeys(summary["task"]))
+    colors = model_colors(list(dict.fromkeys(summary["model"])))
     fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "USD per query (log scale)"))
     for model, group in summary.groupby("model", sort=False):
         group = group.set_index("task").reindex(tasks)
-        fig.add_trace(go.Bar(x=tasks, y=group["accuracy"], name=model, legendgroup=model), row=1, col=1)
+        fig.add_trace(go.Bar(x=tasks, y=group["accuracy"], name=model, legendgroup=model,
+                             marker_color=colors[model]), row=1, col=1)
         fig.add_trace(go.Bar(x=tasks, y=group["usd_per_query"], name=model, legendgroup=model,
-                             showlegend=False), row=1, col=2)
+                             marker_color=colors[model], showlegend=False), row=1, col=2)
+    fig.update_xaxes(title_text="task", row=1, col=1)
+    fig.update_xaxes(title_text="task", row=1, col=2)
     fig.update_yaxes(title_text="accuracy", range=[0, 1], row=1, col=1)
-    fig.update_yaxes(title_text="USD per query", type="log", row=1, col=2)
+    fig.update_yaxes(title_text="USD per query", type="log", exponentformat="none", row=1, col=2)
     fig.update_layout(title=title, barmode="group", template="plotly_white", height=480)
     return fig
 
@@ -90,10 +137,15 @@ def per_task_figure(summary: pd.DataFrame, title: str = "Accuracy and cost per t
 def model_share_figure(share: pd.DataFrame, title: str = "Share of calls per model") -> go.Figure:
     """Stacked bars: for each (router, task) group in `share` (group, model, share), where calls went."""
     fig = go.Figure()
+    colors = model_colors(list(dict.fromkeys(share["model"])))
     for model, group in share.groupby("model", sort=False):
-        fig.add_trace(go.Bar(x=group["group"], y=group["share"], name=model))
-    fig.update_layout(title=title, barmode="stack", yaxis_title="share of calls", xaxis_title="",
-                      template="plotly_white", height=440)
+        fig.add_trace(go.Bar(x=group["group"], y=group["share"], name=model, marker_color=colors[model],
+                             hovertemplate=model + "<br>%{x}: %{y:.1%} of calls<extra></extra>"))
+    fig.update_layout(title=title, barmode="stack", yaxis_title="share of calls (0-1)", xaxis_title="router · task",
+                      template="plotly_white", height=440, legend_title_text="model called")
+    # Groups in the order given (a model missing from the first group must not reorder the axis).
+    fig.update_xaxes(categoryorder="array", categoryarray=list(dict.fromkeys(share["group"])))
+    fig.update_yaxes(range=[0, 1])
     return fig
 
 
@@ -111,15 +163,25 @@ def curves_figure(log: pd.DataFrame, columns: Sequence[str], x: str = "step",
     return fig
 
 
-def reward_vs_lambda_figure(table: pd.DataFrame, title: str = "Mean reward against lambda") -> go.Figure:
-    """Lines of mean reward (columns router, lambda, mean_reward) against the cost weight lambda."""
+def reward_vs_lambda_figure(table: pd.DataFrame, title: str = "Mean reward against lambda",
+                            mark: float | None = None) -> go.Figure:
+    """Lines of mean reward (columns router, lambda, mean_reward) against the cost weight lambda.
+
+    `mark` draws a vertical line at one lambda (the explorer's slider).
+    """
     fig = go.Figure()
     for router, group in table.groupby("router", sort=False):
         group = group.sort_values("lambda")
-        fig.add_trace(go.Scatter(x=group["lambda"], y=group["mean_reward"], mode="lines+markers", name=router))
-    fig.update_layout(title=title, xaxis_title="lambda (reward per USD of cost)", yaxis_title="mean reward",
-                      template="plotly_white", height=440)
+        fig.add_trace(go.Scatter(x=group["lambda"], y=group["mean_reward"], mode="lines+markers", name=router,
+                                 marker=dict(size=5)))
+    fig.update_layout(title=title, xaxis_title="lambda (reward points lost per USD of cost, log scale)",
+                      yaxis_title="mean reward per query", template="plotly_white", height=440)
     fig.update_xaxes(type="log")
+    if mark is not None and mark > 0:  # a trace, not a shape: shapes and annotations on log axes disagree on units
+        lo = float(table["mean_reward"].min()) if len(table) else 0.0
+        hi = float(table["mean_reward"].max()) if len(table) else 1.0
+        fig.add_trace(go.Scatter(x=[mark, mark], y=[min(lo, 0.0), max(hi, 1.0)], mode="lines", name=f"λ = {mark:g}",
+                                 line=dict(color="#999999", dash="dot"), hoverinfo="skip"))
     return fig
 
 
@@ -131,7 +193,7 @@ def pool_plane_figure(points: pd.DataFrame, title: str = "The model pool on the 
     query-blind random mixing of models reaches. Mixing is linear in cost, so on the log cost axis its
     segments are drawn as the curves they are, not as straight lines.
     """
-    from xrouter_lite.metrics import hull_value, zero_router
+    from xrouter_lite.metrics import zero_router
 
     single = points[points["kind"] == "model"]
     pts = list(zip(single["usd_per_query"], single["accuracy"]))
@@ -139,10 +201,8 @@ def pool_plane_figure(points: pd.DataFrame, title: str = "The model pool on the 
     front, hull = pareto_front(pts), zero_router(pts)
     fig.add_trace(go.Scatter(x=_log_cost([c for c, _ in front]), y=[a for _, a in front], mode="lines",
                              name="Pareto front (single models)", line=dict(dash="dash", color="#999999", shape="hv")))
-    xs = [hull[0][0]]
-    for (c0, _), (c1, _) in zip(hull, hull[1:]):
-        xs += list(np.geomspace(max(c0, 1e-9), c1, 40)[1:]) if c0 > 0 else [c1]
-    fig.add_trace(go.Scatter(x=_log_cost(xs), y=hull_value(hull, np.array(xs)), mode="lines",
+    xs, ys = _hull_curve(hull)
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines",
                              name="zero router (query-blind mixing)", line=dict(color="#1f77b4", width=2),
                              fill="tozeroy", fillcolor="rgba(31,119,180,0.08)", hoverinfo="skip"))
     fig.update_yaxes(range=[0, 1.05])
@@ -151,9 +211,7 @@ def pool_plane_figure(points: pd.DataFrame, title: str = "The model pool on the 
 
 def color_by_legendgroup(fig: go.Figure, palette: Sequence[str] | None = None) -> go.Figure:
     """One colour per legend group across every panel (the oracle in its own red); many groups get many colours."""
-    from plotly.colors import qualitative
-
-    palette = list(palette or qualitative.Dark24)
+    palette = list(palette or PALETTE)
     groups = list(dict.fromkeys(t.legendgroup or t.name for t in fig.data if (t.legendgroup or t.name) != "oracle"))
     for t in fig.data:
         group = t.legendgroup or t.name
@@ -180,5 +238,54 @@ def sensitivity_figure(points: pd.DataFrame, title: str = "Moving one assumption
             hovertemplate=name + " at %{text}<br>$%{x:.5f}/query<br>accuracy %{y:.3f}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title=COST_AXIS, yaxis_title="accuracy", template="plotly_white",
                       height=480)
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(type="log", exponentformat="none")
     return fig
+
+
+
+def explorer_plane_figure(w: "WhatIf", title: str | None = None) -> go.Figure:
+    """The cost-accuracy plane of one what-if setting: every router, single models, oracle, Pareto front,
+    the hull of every family with several operating points (AIQ in the legend) and the zero router."""
+    t = w.table
+    points = pd.DataFrame({"name": [short_name(n) if k == "model" else n for n, k in zip(t["router"], t["kind"])],
+                           "kind": t["kind"], "usd_per_query": t["usd_per_query"], "accuracy": t["accuracy"]})
+    # A hull for every family with several operating points (LM checkpoints, learned routers' lambda grid,
+    # the single models = the zero router); one-point baselines have their AIQ in the tables instead.
+    lm = set(t.loc[t["kind"] == "router", "family"])
+    label = {f: "zero router (single models)" if f == "single models" else f for f in w.hulls}
+    keep = [f for f in w.hulls if f in lm or f in ("knn", "mlp", "single models")]
+    hulls = {label[f]: w.hulls[f] for f in keep}
+    aiq = {label[f]: w.aiq[f] for f in keep if f in w.aiq}
+    budget = "no budget" if w.budget is None else f"budget ${w.budget:g}/call"
+    tasks = "all tasks" if w.mask.all() else ", ".join(w.tasks)
+    fig = cost_accuracy_figure(points, hulls, aiq, title=title or
+                               f"Cost vs accuracy at λ={w.lam:g}, {budget}, {len(w.allowed)} models, {tasks}")
+    palette = iter(HULL_COLORS)
+    for trace in fig.data:
+        if trace.name.endswith(")") and " hull" in trace.name:
+            zero = trace.name.startswith("zero router")
+            trace.line.color = KIND_STYLE["baseline"]["color"] if zero else next(palette, None)
+            trace.line.dash = "dot" if zero else None
+    fig.update_yaxes(title_text="accuracy (share of queries answered correctly)", range=[0, 1.05])
+    return fig
+
+
+
+def write_figure(fig: go.Figure, path, png: bool = True) -> tuple[Path, str]:
+    """`fig` as a PNG at `path` when kaleido and Chrome/Chromium work, else as interactive HTML beside it.
+
+    Never raises for the picture: the returned line says which file was written and, for HTML, why.
+    """
+    path = Path(path)
+    if png:
+        try:  # kaleido >= 1 drives a Chrome or Chromium it finds on the machine (or at $BROWSER_PATH)
+            fig.write_image(path, width=1200, height=650, scale=2)
+            return path, f"wrote {path}"
+        except Exception as exc:  # no kaleido, no browser, a browser that fails to start: fall back to HTML
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+    else:
+        reason = "PNG export switched off"
+    html_path = path.with_suffix(".html")
+    fig.write_html(html_path, include_plotlyjs=True)  # self-contained: opens offline
+    return html_path, (f"no PNG ({reason}; it needs `pip install kaleido` and Chrome or Chromium); "
+                       f"wrote {html_path} instead")

@@ -1,0 +1,305 @@
+"""The explorer's figures (`explore`) and what-if replay (`whatif`), on a small built pool with scripted LM routers.
+
+Three models (`tiny` cheap, `mid`, `big` 100x dearer) answer two tasks; two scripted "LM routers" run real
+episodes through the episode runner (one in simple mode, one in agent mode with `select_response`), so the
+replay is checked against what the episodes actually did.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xrouter_lite import metrics as M
+from xrouter_lite import routers as R
+from xrouter_lite.episode import run_episodes
+from xrouter_lite.explore import (color_by_legendgroup, cost_accuracy_figure, explorer_plane_figure,
+                                  model_share_figure, per_task_figure, reward_vs_lambda_figure, write_figure)
+from xrouter_lite.pool import ModelSpec, ReplayPool, tool_name
+from xrouter_lite.whatif import (eval_data, headline_table, lm_point, markdown_table, per_task_table,
+                                 reward_lambda_table, route_all, router_checkpoints, share_table, sweep_table,
+                                 trace_html, what_if, write_headline)
+
+MODELS = {"tiny": 0.0001, "mid": 0.001, "big": 0.01}  # model -> USD per call
+P_CORRECT = {"gsm": {"tiny": 0.85, "mid": 0.6, "big": 0.95}, "crux": {"tiny": 0.1, "mid": 0.6, "big": 0.9}}
+GOOD = '```json\n{"reasoning": "done", "answer": "%s"}\n```'
+
+
+def build_table(n_per_task: int = 40, seed: int = 0) -> pd.DataFrame:
+    """A tidy table (DESIGN.md columns) with a `split` column: 70% of each task train, the rest test."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for task in ("gsm", "crux"):
+        for i in range(n_per_task):
+            q = (f"Tom has {i} apples and buys 3 more. How many apples now? (#{i})" if task == "gsm" else
+                 f"def f(x):\n    return x * {i}\nassert f(2) == ??")
+            for model, usd in MODELS.items():
+                ok = float(rng.random() < P_CORRECT[task][model])
+                unparsed = model == "tiny" and task == "crux" and not ok and rng.random() < 0.5
+                rows.append(dict(query_id=f"zeroeval/{task}/{i}", source="zeroeval", task=task, category="",
+                                 question=q, gold="7", model=model,
+                                 response="I am not sure." if unparsed else GOOD % ("7" if ok else "8"),
+                                 correct=ok, in_tokens=len(q) // 4, out_tokens=20, usd=usd * (1 + 0.1 * (i % 3)),
+                                 split="train" if i < 0.7 * n_per_task else "test"))
+    return pd.DataFrame(rows)
+
+
+def make_pool(table: pd.DataFrame) -> ReplayPool:
+    return ReplayPool(table, specs={m: ModelSpec(m, price_in=usd, price_out=usd) for m, usd in MODELS.items()})
+
+
+def call(model: str) -> str:
+    return ('<tool_call>{"name": "%s", "arguments": {"optimized_system_prompt": "Solve it."}}</tool_call>'
+            % tool_name(model))
+
+
+def simple_router(messages, tools):
+    """Code to `big`, word problems to `tiny`: a sensible query-aware policy."""
+    return call("big" if "def " in messages[-1]["content"] else "tiny")
+
+
+def agent_router(messages, tools):
+    """Ask `tiny` and `mid`, then select `mid`'s answer."""
+    if messages[-1]["role"] == "user":
+        return call("tiny") + "\n" + call("mid")
+    return '<tool_call>{"name": "select_response", "arguments": {"model_call_name": "call_mid"}}</tool_call>'
+
+
+def build_data(with_learned: bool = True):
+    """(EvalData, pool, test queries) with two LM points of one family and, optionally, a fake learned router."""
+    pool = make_pool(build_table())
+    train, test = pool.query_table(split="train"), pool.query_table(split="test")
+    qs = pool.queries(split="test")
+    simple = run_episodes(simple_router, qs, pool, mode="simple", progress=False)
+    agent = run_episodes(agent_router, qs, pool, mode="agent", progress=False)
+    points = [lm_point(simple, test, pool, "GRPO router", 30.0), lm_point(agent, test, pool, "GRPO router", 1.0)]
+    data = eval_data(pool, train, test, learned=(), lm_points=points)
+    if with_learned:  # a "learned" router that knows the labels a little: enough to trace a hull over lambda
+        rng = np.random.default_rng(1)
+        data.p_correct["knn"] = np.clip(0.7 * data.correct + 0.3 * rng.random(data.correct.shape), 0, 1)
+        data.lam_grids["knn"] = np.concatenate([[0.0], np.geomspace(0.1, 1e4, 20)])
+    return data, pool, test
+
+
+@pytest.fixture(scope="module")
+def built():
+    return build_data()
+
+
+@pytest.fixture(scope="module")
+def data(built):
+    return built[0]
+
+
+# ---------------------------------------------------------------- figures: titles, units, legends
+def _axis_titles(fig) -> list[str]:
+    layout = fig.to_dict()["layout"]
+    return [v.get("title", {}).get("text", "") for k, v in layout.items() if re.match(r"[xy]axis\d*$", k)]
+
+
+def _check_labelled(fig, cost_axis: bool = True):
+    d = fig.to_dict()
+    assert d["layout"]["title"]["text"], "figure without a title"
+    titles = _axis_titles(fig)
+    assert titles and all(titles), f"an axis without a title: {titles}"
+    if cost_axis:
+        assert any("USD" in t for t in titles), f"no USD axis among {titles}"
+    named = [t for t in d["data"] if t.get("name") and t.get("showlegend", True) is not False]
+    assert named, "no legend entries"
+
+
+def test_every_explorer_figure_has_title_units_and_legend(data):
+    w = what_if(data, 30.0)
+    _check_labelled(explorer_plane_figure(w))
+    assert any("accuracy" in t for t in _axis_titles(explorer_plane_figure(w)))
+    _check_labelled(per_task_figure(per_task_table(data, w)))
+    _check_labelled(model_share_figure(share_table(data, w)), cost_axis=False)
+    assert "share of calls" in " ".join(_axis_titles(model_share_figure(share_table(data, w))))
+    fig = reward_vs_lambda_figure(reward_lambda_table(data, [1, 10, 100]), mark=10)
+    _check_labelled(fig, cost_axis=False)
+    assert "lambda" in fig.layout.xaxis.title.text and "reward" in fig.layout.yaxis.title.text
+
+
+def test_plane_has_hulls_with_aiq_in_the_legend(data):
+    w = what_if(data, 30.0)
+    names = [t.name for t in explorer_plane_figure(w).data]
+    for family in ("GRPO router", "knn", "zero router"):
+        hull = [n for n in names if n.startswith(family) and "hull" in n]
+        assert hull and "AIQ" in hull[0], (family, names)
+    assert "Pareto front" in names and {"router", "baseline", "oracle", "model"} <= set(names)
+    # the legend's AIQ is the metric's, with one c_max shared by every router
+    grpo = [(r.usd.mean(), r.score.mean()) for r in w.runs.values() if r.family == "GRPO router"]
+    c_max = max(c for pts in [grpo] + [[(r.usd.mean(), r.score.mean())] for r in w.runs.values()] for c, _ in pts)
+    c_max = max(c_max, max(c for c, _ in w.hulls["knn"]))
+    assert w.aiq["GRPO router"] == pytest.approx(M.aiq(grpo, c_max))
+    label = next(n for n in names if n.startswith("GRPO router hull"))
+    assert f"{w.aiq['GRPO router']:.3f}" in label
+
+
+def test_hull_of_the_cost_accuracy_figure_bends_on_the_log_axis():
+    pts = pd.DataFrame({"name": ["a", "b"], "kind": ["model", "model"], "usd_per_query": [0.001, 0.01],
+                        "accuracy": [0.6, 0.9]})
+    fig = cost_accuracy_figure(pts, hulls={"r": [(0.001, 0.6), (0.01, 0.9)]}, aiq={"r": 0.5})
+    hull = next(t for t in fig.data if t.name.startswith("r hull"))
+    assert hull.name == "r hull (AIQ 0.500)"
+    assert len(hull.x) > 2 and hull.y[0] == pytest.approx(0.6) and hull.y[-1] == pytest.approx(0.9)
+    mid = len(hull.x) // 2  # linear mixing in cost: accuracy at cost x is 0.6 + 0.3 * (x - 0.001) / 0.009
+    assert hull.y[mid] == pytest.approx(0.6 + 0.3 * (hull.x[mid] - 0.001) / 0.009)
+
+
+def test_per_task_figure_gives_a_model_one_colour_in_both_panels():
+    summary = pd.DataFrame({"task": ["a", "a", "a", "b", "b", "b"], "model": ["m1", "m2", "oracle"] * 2,
+                            "accuracy": [0.5, 0.7, 0.9] * 2, "usd_per_query": [0.001, 0.01, 0.002] * 2})
+    fig = per_task_figure(summary)
+    colours = {}
+    for t in fig.data:
+        colours.setdefault(t.legendgroup, set()).add(t.marker.color)
+    assert all(len(c) == 1 for c in colours.values()), colours
+    assert len({next(iter(c)) for c in colours.values()}) == 3
+    assert colours["oracle"] == {"#d62728"}
+    recoloured = color_by_legendgroup(fig, palette=["#000001", "#000002"])  # still one colour per group
+    by_group = {}
+    for t in recoloured.data:
+        by_group.setdefault(t.legendgroup, set()).add(t.marker.color)
+    assert by_group == {"m1": {"#000001"}, "m2": {"#000002"}, "oracle": {"#d62728"}}
+
+
+# ---------------------------------------------------------------- the replay
+def test_replay_matches_routers_evaluate_for_the_baselines(built):
+    data, pool, test = built
+    train = pool.query_table(split="train")
+    w = what_if(data, 3.0)
+    t = w.table.set_index("router")
+    for name in ("cheapest", "strongest", "random", "oracle", "keywords", "length", "cascade", "tiny", "big"):
+        row = R.evaluate(R.make_router(name, data.models).fit(train, pool), test, pool, lam=3.0)
+        for key in ("accuracy", "usd_per_query", "mean_reward"):
+            assert t.loc[name, key] == pytest.approx(row[key]), (name, key)
+
+
+def test_lm_points_reproduce_their_episodes(built):
+    data, pool, _ = built
+    w = what_if(data, 30.0)
+    simple, agent = data.lm
+    run = w.runs[simple.name]
+    eps = simple.episodes
+    assert run.score.tolist() == [e.score for e in eps]
+    assert run.usd == pytest.approx([e.usd for e in eps])
+    assert all(len(c) == 2 for c in agent.calls)  # agent: tiny and mid called, mid selected
+    assert set(agent.final.tolist()) == {data.models.index("mid")}
+    assert w.runs[agent.name].score == pytest.approx(data.correct[:, data.models.index("mid")])
+    # the LM point keeps its trained lambda; its reward is recomputed at the explorer's lambda
+    row = w.table.set_index("router").loc[simple.name]
+    assert row["lambda"] == 30.0
+    lo, hi = (what_if(data, lam, hulls=False).table.set_index("router").loc[simple.name, "mean_reward"]
+              for lam in (1.0, 100.0))
+    assert lo > hi
+
+
+def test_learned_routers_are_re_decided_with_lambda(data):
+    cheap, dear = (what_if(data, lam, hulls=False).table.set_index("router").loc["knn"] for lam in (1e4, 0.0))
+    assert cheap["usd_per_query"] < dear["usd_per_query"]
+    assert cheap["accuracy"] <= dear["accuracy"]
+
+
+def test_budget_guard_sends_calls_over_budget_to_the_cheapest_model(data):
+    big, tiny = data.models.index("big"), data.models.index("tiny")
+    budget = 0.005  # under big's quote (~0.011), over mid's and tiny's
+    runs = route_all(data, 30.0, budget=budget)
+    for name, run in runs.items():
+        assert big not in {c for calls in run.calls for c in calls}, name
+    assert {c for calls in runs["big"].calls for c in calls} == {tiny}  # "big" under the guard is tiny
+    assert runs["GRPO router (λ=30)"].remapped.any()  # its code queries went to big: now to tiny
+    assert runs["GRPO router (λ=30)"].usd.max() < budget
+
+
+def test_pool_picker_excludes_models_everywhere(data):
+    w = what_if(data, 30.0, allowed=["tiny", "mid"])
+    big = data.models.index("big")
+    assert all(big not in calls for run in w.runs.values() for calls in run.calls)
+    assert "big" not in set(w.table["router"])
+    figs = [explorer_plane_figure(w), model_share_figure(share_table(data, w))]
+    text = str([t.to_plotly_json() for f in figs for t in f.data])
+    assert "'big'" not in text and "tiny" in text
+    with pytest.raises(ValueError, match="at least one"):
+        what_if(data, 30.0, allowed=[])
+
+
+def test_task_filter_counts_only_the_chosen_tasks(data):
+    w = what_if(data, 30.0, tasks=["gsm"])
+    assert w.table["n"].eq(int((data.queries["task"] == "gsm").sum())).all()
+    assert set(per_task_table(data, w)["task"]) == {"gsm"}
+
+
+def test_headline_and_markdown_tables(data):
+    w = what_if(data, 30.0)
+    head = headline_table(w)
+    assert {"accuracy", "USD/query", "AIQ"} <= set(head.columns)
+    assert "oracle (upper bound)" in set(head["router"])
+    assert w.reference["model"] in set(head["router"])
+    md = markdown_table(head)
+    assert md.count("\n") == len(head) + 2 and md.startswith("| router |")
+
+
+def test_write_headline_writes_the_readme_results_and_never_fails_for_the_png(data, tmp_path, monkeypatch):
+    w = what_if(data, 30.0)
+    head, plane = headline_table(w), explorer_plane_figure(w)
+    said = write_headline(head, plane, tmp_path, note="measured here", png=False)
+    assert (tmp_path / "headline.csv").exists() and "PNG export switched off" in said[-1]
+    md = (tmp_path / "headline.md").read_text()
+    assert md.startswith("measured here") and "| router |" in md and "(cost_accuracy.html)" in md
+    assert "plotly" in (tmp_path / "cost_accuracy.html").read_text()[:100_000].lower()
+
+    def no_browser(*args, **kwargs):
+        raise RuntimeError("Kaleido requires Google Chrome to be installed.")
+    monkeypatch.setattr(type(plane), "write_image", no_browser)
+    path, line = write_figure(plane, tmp_path / "again.png")
+    assert path.suffix == ".html" and "Kaleido requires Google Chrome" in line and "\n" not in line
+
+
+def test_sweep_table_is_tidy(data):
+    t = sweep_table(data, [1.0, 100.0])
+    assert set(t["eval_lambda"]) == {1.0, 100.0}
+    assert {"router", "kind", "accuracy", "usd_per_query", "mean_reward", "aiq"} <= set(t.columns)
+    assert t.groupby("eval_lambda").size().nunique() == 1
+
+
+def test_trace_shows_the_question_calls_and_episode(data):
+    w = what_if(data, 30.0)
+    page = trace_html(data, w, 0)
+    assert data.queries["query_id"][0] in page and "recorded episode" in page
+    assert "call_tiny" in page or "call_big" in page  # the router's tool call, from Episode.render
+    assert "<script" not in page
+
+
+@pytest.mark.data
+def test_replay_matches_evaluate_all_on_recorded_data(data_dir):
+    from xrouter_lite.data import add_splits, load_table
+
+    pool = ReplayPool(add_splits(load_table(data_dir, sources=["zeroeval"], progress=False)))
+    train, test = pool.query_table(split="train", source="zeroeval"), pool.query_table(split="test", source="zeroeval")
+    names = ["random", "cheapest", "strongest", "oracle", "keywords", "cascade"]
+    ref = {r["router"]: r for r in R.evaluate_all(names, train, test, pool, lam=30.0) if "router" in r}
+    t = what_if(eval_data(pool, train, test, learned=()), 30.0).table.set_index("router")
+    for name in names:
+        assert t.loc[name, "accuracy"] == pytest.approx(ref[name]["accuracy"])
+        assert t.loc[name, "usd_per_query"] == pytest.approx(ref[name]["usd_per_query"])
+
+
+def test_router_checkpoints_reads_every_router_json(tmp_path):
+    import json
+
+    for folder, info in {"router_sft": {"stage": "sft", "lambda": 30.0, "mode": "agent"},
+                         "router_grpo": {"stage": "grpo", "lambda": 30.0, "mode": "agent"},
+                         "router_grpo_lam1000": {"stage": "grpo", "lambda": 1000.0, "mode": "agent"},
+                         "router_grpo_lam30": {"stage": "grpo", "lambda": 30.0, "mode": "agent"},
+                         "tiny_base": None}.items():
+        (tmp_path / folder).mkdir()
+        if info:
+            (tmp_path / folder / "router.json").write_text(json.dumps(info))
+    found = router_checkpoints(tmp_path)
+    assert [f["name"] for f in found] == ["SFT router (λ=30)", "GRPO router (λ=30)",
+                                          "GRPO router (router_grpo_lam30, λ=30)", "GRPO router (λ=1000)"]
+    assert found[1]["path"].endswith("router_grpo") and found[1]["family"] == "GRPO router"
