@@ -15,19 +15,23 @@ import threading
 from concurrent.futures import Future
 
 import torch
+from transformers import LogitsProcessorList
+
+from xrouter_lite.guided import name_constraint
 
 
 class LMRouter:
     """Wraps a causal LM + tokenizer (with a tools-aware chat template) as an episode router."""
 
     def __init__(self, model, tokenizer, temperature: float = 0.0, max_new_tokens: int = 160,
-                 max_batch: int = 16, batch_wait_s: float = 0.01, seed: int = 0):
+                 max_batch: int = 16, batch_wait_s: float = 0.01, seed: int = 0, guided: bool = True):
         self.model, self.tokenizer = model.eval(), tokenizer
         self.temperature = temperature  # 0 = greedy: evaluation reports the router's most likely choice
         self.max_new_tokens = max_new_tokens  # a tool call is ~40 tokens; longer turns are cut (then invalid)
         self.max_batch = max_batch  # generations per forward pass; lower it if memory is short
         self.batch_wait_s = batch_wait_s  # how long the first request waits for company
         self.seed = seed
+        self.guided = guided  # tool names limited to the prompt's tools where names are single tokens (guided.py)
         self.generated_tokens = 0  # router output tokens so far (the serving cost the reward leaves out)
         self._queue: queue.Queue = queue.Queue()
         self._worker: threading.Thread | None = None
@@ -53,7 +57,9 @@ class LMRouter:
         if sample:
             torch.manual_seed(self.seed)
             self.seed += 1  # a fresh but reproducible stream per batch
+        constraint = name_constraint(tok, [t for _, t in requests]) if self.guided else None
         out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=sample,
+                                  logits_processor=LogitsProcessorList([constraint] if constraint else []),
                                   temperature=self.temperature if sample else None, top_p=None, top_k=None,
                                   eos_token_id=self._stop_ids, pad_token_id=tok.pad_token_id)
         new = out[:, enc["input_ids"].shape[1]:]

@@ -1,0 +1,75 @@
+"""Guided decoding of tool names: where the router writes a tool's name, only the tools it was given can come out.
+
+Serving stacks do this for tool calls (OpenAI's strict function calling, grammar-constrained decoding in
+vLLM/llama.cpp/outlines): the model still chooses *which* tool, but cannot name one that is not in its prompt.
+Here it matters for the tiny CPU router: with each tool name a single token (`sft.add_protocol_tokens`), the
+name is one prediction, and a 2-layer model trained for minutes learns the prior over models long before it
+learns to check which of them the prompt lists (measured: ~60% of its calls named a tool outside a sampled
+sub-pool after SFT). The constraint touches only the name token after the two openers the protocol writes,
+
+    <tool_call>\\n{"name": "   ->  one of the prompt's tools (call_* or select_response)
+    "model_call_name": "        ->  one of the call_* tools called earlier in the episode (any listed one if none)
+
+and leaves every other token, the rest of the format included, to the model. A Hub model spells names in
+several BPE pieces and copies them from its prompt reliably; `name_constraint` returns None for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from xrouter_lite.protocol import SELECT, Action, render_calls
+
+
+def _openers() -> tuple[str, str]:
+    """The text right before a tool name in a call and in select_response's argument, as render_calls writes it."""
+    call = render_calls([Action("call", model="M", args={})])
+    select = render_calls([Action("select", model="M", args={"model_call_name": "NAME"})])
+    call_opener = call[: call.index('"name": "') + len('"name": "')]
+    select_opener = select[select.index(SELECT) + len(SELECT): select.index('"NAME"') + 1]
+    return call_opener, select_opener
+
+
+class ToolNameConstraint:
+    """A `generate` logits processor: after a name opener, mask every token but the row's allowed tool names."""
+
+    def __init__(self, call_opener_id: int, select_opener_id: int, allowed: Sequence[tuple[list[int], list[int]]]):
+        self.call_opener_id, self.select_opener_id = call_opener_id, select_opener_id
+        self.allowed = list(allowed)  # per batch row: (ids after the call opener, ids after the select opener)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        last = input_ids[:, -1]
+        for opener, which in ((self.call_opener_id, 0), (self.select_opener_id, 1)):
+            for row in torch.nonzero(last == opener).flatten().tolist():
+                keep = self.allowed[row % len(self.allowed)][which]  # rows repeat when sequences are sampled per prompt
+                if which == 1:  # select_response may only name a tool this episode has called
+                    called = self.called(input_ids[row])
+                    keep = [i for i in keep if i in called] or keep
+                if keep:
+                    masked = torch.full_like(scores[row], float("-inf"))
+                    masked[keep] = scores[row, keep]
+                    scores[row] = masked
+        return scores
+
+    def called(self, ids: torch.LongTensor) -> set[int]:
+        """The tool-name ids written right after a call opener in this sequence (the episode's earlier calls)."""
+        at = torch.nonzero(ids[:-1] == self.call_opener_id).flatten() + 1
+        return set(ids[at].tolist())
+
+
+def name_constraint(tokenizer, tools_per_row: Sequence[Sequence[dict] | None]) -> ToolNameConstraint | None:
+    """The constraint for a batch (one tool list per row), or None when names are not single tokens (Hub models)."""
+    vocab = tokenizer.get_vocab()
+    call_opener, select_opener = _openers()
+    if call_opener not in vocab or select_opener not in vocab:
+        return None  # the openers are only single tokens in the tiny tokenizer (sft.protocol_texts)
+    allowed = []
+    for tools in tools_per_row:
+        names = [t["function"]["name"] for t in tools or []]
+        if any(n not in vocab for n in names):
+            return None
+        calls = [vocab[n] for n in names if n != SELECT]
+        allowed.append(([vocab[n] for n in names], calls))
+    return ToolNameConstraint(vocab[call_opener], vocab[select_opener], allowed)
