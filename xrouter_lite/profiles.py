@@ -19,6 +19,101 @@ RUNS_ENV = "XROUTER_LITE_RUN_DIR"  # set by the notebook runner: where a noteboo
 
 
 @dataclass(frozen=True)
+class GRPOSettings:
+    """GRPO (notebook 03, `xrouter_lite.grpo`): every knob says what it does and what to change when it fails."""
+
+    steps: int = 60  # optimizer steps; reward still rising at the end? raise it (time grows linearly)
+    prompts_per_step: int = 4  # distinct (query, sub-pool) rows per step; completions/step = this x num_generations
+    num_generations: int = 8  # group size G: completions per prompt compared against each other; lower it if
+    #                           memory is short, raise it if frac_reward_zero_std stays high (more chances to differ)
+    micro_batch: int | None = None  # completions per forward/backward (None = all at once); lower it on a small GPU
+    learning_rate: float = 1e-3  # full-parameter tiny model: 5e-4..1e-3 (1e-3 with 4 prompts/step broke some episodes); Hub QLoRA: ~1e-5
+    lam: float = 10.0  # reward's cost weight (per USD). Costs are $3e-5..$2e-2 per query: at 10, o1-mini's accuracy
+    #                    pays for its price on MATH and CRUX but not on GSM8K; at 30 gpt-4o-mini wins every task
+    K: float = 1.0  # reward of a correct free answer; keep it > cost_max so a correct answer always beats a wrong one
+    cost_max: float = 0.8  # cap on the cost penalty (the paper's default)
+    temperature: float = 1.0  # sampling temperature of rollouts; lower it if episodes are mostly invalid garbage
+    max_completion_length: int = 320  # tokens per episode: router turns + (masked) tool results (~150 for 300
+    #                                   chars); an episode that runs out of room here ends invalid and earns 0
+    turn_tokens: int = 72  # tokens per router turn (a call is ~40-50); a turn cut here is invalid (reward 0)
+    guided_names: bool = True  # rollouts name only the prompt's tools (guided.py; single-token names only)
+    max_tool_chars: int = 300  # each model answer the router reads is clipped here, in training AND evaluation
+    lora_r: int = 0  # 0 = train every weight (a tiny model needs it); > 0 = LoRA rank (QLoRA with a 4-bit base)
+    gradient_checkpointing: bool = True  # GPU only (saves VRAM); a CPU run never uses it (~4x slower steps)
+    loss_type: str = "dapo"  # DAPO's token-mean loss over the whole batch ("grpo", "dr_grpo", ... in TRL 1.16)
+    epsilon: float = 0.2  # PPO clip, lower side
+    epsilon_high: float = 0.28  # DAPO clip-higher; only bites with num_iterations > 1 (on-policy ratios are 1)
+    beta: float = 0.0  # KL weight to a reference model; 0 = none (DAPO), which also saves the reference's memory
+    scale_rewards: str = "group"  # advantages divided by the group's std: small cost gaps become full-size signals
+    num_iterations: int = 1  # updates per generated batch; 2 reuses rollouts (faster) at some off-policy risk
+    # No dynamic sampling in TRL 1.16: rows whose reward cannot vary are dropped up front (drop_constant) and
+    # every step logs frac_reward_zero_std, the share of groups that taught nothing.
+    drop_constant: bool = True  # drop rows where no model of the sub-pool is correct (every completion earns 0)
+    agent_share: float = 0.5  # share of rows in agent mode (call, read, select); the rest are simple mode
+    pools_per_query: int = 1  # random sub-pools drawn per train query
+    min_pool: int = 2  # smallest sub-pool; sub-pools make the router read the prices instead of memorising one pool
+    max_pool: int | None = None  # largest sub-pool (None = the whole pool); prompts grow ~200 tokens per model
+    max_train_queries: int | None = None  # cap on train queries turned into rows (None = all)
+    save_steps: int = 20  # checkpoint every this many steps (resume with resume_from_checkpoint)
+    sweep_lambdas: tuple = (1.0, 10.0, 1000.0)  # notebook 03's lambda section: spans 3 orders of magnitude
+    sweep_steps: int = 30  # steps per lambda in that section (each starts from the SFT router)
+    eval_queries: int | None = None  # validation queries the routers are evaluated on (None = all); full pool
+    sweep_eval_queries: int | None = None  # of those, the ones each lambda's router is evaluated on (None = all)
+
+
+# GRPO per profile. smoke proves the code path in seconds; cpu must show learning in minutes on 2 cores (tiny
+# model, full-parameter, short prompts: sub-pools of 2-4 models); gpu is QLoRA on a Hub model (estimated sizes).
+GRPO_SMOKE = GRPOSettings(steps=4, prompts_per_step=2, num_generations=4, max_pool=3, max_train_queries=40,
+                          max_completion_length=320, save_steps=2, sweep_steps=2, eval_queries=24,
+                          sweep_eval_queries=12)
+GRPO_CPU = GRPOSettings(steps=100, prompts_per_step=8, num_generations=8, learning_rate=5e-4, max_pool=4,
+                        max_completion_length=320, save_steps=20, sweep_steps=20, sweep_eval_queries=120)
+GRPO_GPU = GRPOSettings(steps=150, prompts_per_step=4, num_generations=8, micro_batch=8, learning_rate=2e-5,
+                        lora_r=16, max_pool=None, max_completion_length=640, turn_tokens=160, max_tool_chars=1500,
+                        save_steps=25, sweep_steps=60)
+
+
+@dataclass(frozen=True)
+class SFTSettings:
+    """SFT warm-up (notebook 02, `xrouter_lite.sft`): every knob says what it does and what to change when it fails."""
+
+    # The tiny router (router_model == "tiny"); a Hub model ignores these four. Prompts are long (~200 tokens
+    # per tool schema, ~2.5k for the 12-model ZeroEval pool), so width/depth cost time on every prompt token.
+    vocab_size: int = 2048  # BPE vocab; the prompt is mostly punctuation and digits, so more vocab barely shortens it
+    hidden_size: int = 128  # width; raise it if the loss plateaus high, lower it if a step is too slow
+    layers: int = 2  # depth; 2 layers already copy a tool name from the prompt (an induction head needs 2)
+    heads: int = 4  # attention heads (2 KV heads, GQA like Qwen2.5)
+    # Traces: one per train query, hindsight-oracle label of a random sub-pool
+    train_queries: int | None = None  # train queries turned into traces (None = all after the profile's cap)
+    agent_share: float = 0.5  # share of agent-mode traces (call, read, select); the rest are simple mode
+    min_pool: int = 2  # smallest sampled sub-pool; the router must read its tools, not memorise one pool
+    max_pool: int | None = None  # largest sub-pool (None = the whole pool); prompts grow ~200 tokens per model
+    tool_result_chars: int = 300  # each model answer the router reads is clipped here, in SFT, GRPO and evaluation
+    # Training: a full-parameter stage (tiny model only), then a LoRA stage (the path a Hub model takes)
+    full_steps: int = 400  # full-parameter optimizer steps; raise them if calls are still malformed
+    full_lr: float = 2e-3  # a random tiny model needs a large rate; lower it if the loss spikes
+    lora_steps: int = 60  # LoRA steps after the full stage (tiny) or the whole SFT (Hub model)
+    lora_lr: float = 2e-3  # LoRA on the tiny model: 1e-3..5e-3; a Hub model (QLoRA): ~2e-4
+    lora_r: int = 16  # adapter rank; alpha = 2r
+    batch_size: int = 2  # traces per optimizer step; small batches = more updates per second of CPU
+    grad_accum: int = 1  # raise it (not batch_size) to average more traces per step without more memory
+    max_length: int = 4096  # tokens per trace; longer traces are dropped, never cut (cutting loses the answer)
+    save_steps: int = 0  # 0 = save only the final router; > 0 also keeps trainer checkpoints (GPU runs)
+    # Evaluation on the validation split
+    format_queries: int | None = 128  # queries per mode for the sub-pool format check (None = all)
+    eval_queries: int | None = None  # queries for the full-pool comparison with baselines (None = all)
+    lam: float = 10.0  # reward's cost weight for the evaluation rows (GRPO's, so notebooks 02-04 compare)
+    mode: str = "agent"  # the mode router.json records (the checkpoint handles both; serving uses this one)
+
+
+# SFT per profile. smoke proves the code path in about a minute; cpu learns the format and a prior in ~3 minutes
+# on 2 cores (each tool schema is one token there, so prompts are ~200 tokens); gpu trains LoRA adapters only.
+SFT_SMOKE = SFTSettings(full_steps=300, lora_steps=20, format_queries=48, eval_queries=100)
+SFT_CPU = SFTSettings(full_steps=2000, lora_steps=60)
+SFT_GPU = SFTSettings(full_steps=0, lora_steps=300, lora_lr=2e-4, batch_size=4, save_steps=100)
+
+
+@dataclass(frozen=True)
 class Profile:
     """Every size knob of the tutorial; fields say what to change when a run is too slow or too big."""
 
@@ -29,6 +124,8 @@ class Profile:
     eval_queries: int | None  # held-out queries evaluated per source; lower it if evaluation is slow
     seed: int = 0
     time_budget_min: int = 30  # the whole series should finish within this on the profile's machine
+    grpo: GRPOSettings = GRPOSettings()  # notebook 03's RL stage
+    sft: SFTSettings = SFTSettings()  # notebook 02's SFT warm-up
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,13 +134,14 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # CI on every push: 2 CPU cores, the whole series in <= 10 minutes. Proves the code path, not learning.
     "smoke": Profile(name="smoke", router_model="tiny", load_in_4bit=False,
-                     max_queries_per_task=40, eval_queries=100, time_budget_min=10),
+                     max_queries_per_task=40, eval_queries=100, time_budget_min=10, grpo=GRPO_SMOKE,
+                     sft=SFT_SMOKE),
     # A laptop CPU, the default: a few thousand queries, <= 30 minutes, and it must show learning.
     "cpu": Profile(name="cpu", router_model="tiny", load_in_4bit=False,
-                   max_queries_per_task=None, eval_queries=600, time_budget_min=30),
+                   max_queries_per_task=None, eval_queries=600, time_budget_min=30, grpo=GRPO_CPU, sft=SFT_CPU),
     # Colab T4/L4 or A100: a real Hub model in 4-bit with LoRA (QLoRA). Runtimes are estimates until measured.
     "gpu": Profile(name="gpu", router_model="Qwen/Qwen2.5-1.5B-Instruct", load_in_4bit=True,
-                   max_queries_per_task=None, eval_queries=None, time_budget_min=60),
+                   max_queries_per_task=None, eval_queries=None, time_budget_min=60, grpo=GRPO_GPU, sft=SFT_GPU),
 }
 
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from xrouter_lite.data import split_of
 from xrouter_lite.pool import Query, ReplayPool, sample_subpool
-from xrouter_lite.protocol import Action, format_tool_result, render_calls, router_messages, tool_message, tool_schemas
+from xrouter_lite.protocol import (MAX_TOOL_RESULT_CHARS, Action, format_tool_result, render_calls, router_messages,
+                                   tool_message, tool_schemas)
 
 # The system prompt the router writes for the model it calls, per task. Short on purpose: the tiny router
 # has to learn to write it, and a replayed model ignores it anyway (it only costs input tokens).
@@ -66,32 +67,44 @@ def _check_no_test(queries: Sequence[Query]) -> None:
 
 
 def build_traces(pool: ReplayPool, queries: Sequence[Query], seed: int = 0, agent_share: float = AGENT_SHARE,
-                 min_pool: int = 2, max_pool: int | None = None, max_turns: int = 3) -> list[dict]:
-    """One SFT example per query: {"messages", "tools", "query_id", "mode", "label", "allowed"}."""
+                 min_pool: int = 2, max_pool: int | None = None, max_turns: int = 3,
+                 tool_result_chars: int = MAX_TOOL_RESULT_CHARS) -> list[dict]:
+    """One SFT example per query: {"messages", "tools", "query_id", "mode", "label", "allowed"}.
+
+    `tool_result_chars` clips the model answer an agent trace shows the router; use the same clip when
+    evaluating (`evaluation.clip_tool_results`), so the router reads answers as long as it was trained on.
+    """
     _check_no_test(queries)
     rng = np.random.default_rng(seed)
     acc = task_accuracy(pool, queries)
-    models_by_source: dict[str, list[str]] = {}
-    traces = []
+    models_by_source = {s: pool.models_for(s) for s in dict.fromkeys(q.source for q in queries)}
+    draws = []  # (sub-pool, mode) per query, drawn in query order so a seed always gives the same traces
     for q in queries:
-        source_models = models_by_source.setdefault(q.source, pool.models_for(q.source))
+        source_models = models_by_source[q.source]
         allowed = sample_subpool(source_models, rng, min_size=min(min_pool, len(source_models)), max_size=max_pool)
-        correct, usd = pool.outcomes([q.id] * len(allowed), allowed)
-        label = oracle_label(correct, usd, allowed, [acc.get((q.task, m), 0.0) for m in allowed])
-        mode = "agent" if rng.random() < agent_share else "simple"
-        traces.append(make_trace(pool, q, allowed, label, mode, max_turns))
+        draws.append((allowed, "agent" if rng.random() < agent_share else "simple"))
+    # one vectorised lookup of every (query, model) pair instead of one per query
+    ids = [q.id for q, (allowed, _) in zip(queries, draws) for _ in allowed]
+    correct, usd = pool.outcomes(ids, [m for allowed, _ in draws for m in allowed])
+    traces, start = [], 0
+    for q, (allowed, mode) in zip(queries, draws):
+        end = start + len(allowed)
+        label = oracle_label(correct[start:end], usd[start:end], allowed,
+                             [acc.get((q.task, m), 0.0) for m in allowed])
+        traces.append(make_trace(pool, q, allowed, label, mode, max_turns, tool_result_chars))
+        start = end
     return traces
 
 
 def make_trace(pool: ReplayPool, query: Query, allowed: Sequence[str], label: str, mode: str,
-               max_turns: int = 3) -> dict:
+               max_turns: int = 3, tool_result_chars: int = MAX_TOOL_RESULT_CHARS) -> dict:
     """The conversation that routes `query` to `label`: call it, and in agent mode read and select it."""
     call = Action("call", model=label, args={"optimized_system_prompt": task_prompt(query.task)})
     messages = router_messages(query.text, mode, max_turns)
     messages.append({"role": "assistant", "content": render_calls([call])})
     if mode == "agent":
         answer = pool.call(label, query, system_prompt=task_prompt(query.task))
-        messages.append(tool_message(label, format_tool_result(label, answer)))
+        messages.append(tool_message(label, format_tool_result(label, answer, tool_result_chars)))
         select = Action("select", model=label, args={"model_call_name": pool.spec(label).tool})
         messages.append({"role": "assistant", "content": render_calls([select])})
     return {"messages": messages, "tools": tool_schemas([pool.spec(m) for m in allowed], mode),

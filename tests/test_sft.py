@@ -1,0 +1,290 @@
+"""The SFT warm-up: tokenizer corpus, traces (no test queries), assistant-only masks, a loss that falls, saving,
+the 4-bit + LoRA path, and the LM-router evaluation row. Everything runs on a small synthetic replay pool."""
+
+from __future__ import annotations
+
+import json
+import os
+import unicodedata
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is built locally; a download attempt is a bug
+
+from xrouter_lite.data import split_of  # noqa: E402
+from xrouter_lite.episode import run_episode, run_episodes  # noqa: E402
+from xrouter_lite.evaluation import episode_row, format_stats, sampled_subpools  # noqa: E402
+from xrouter_lite.modeling import load_router  # noqa: E402
+from xrouter_lite.pool import ModelSpec, Query, ReplayPool  # noqa: E402
+from xrouter_lite.profiles import SFTSettings, get_profile  # noqa: E402
+from xrouter_lite.protocol import parse_turn  # noqa: E402
+from xrouter_lite import sft as S  # noqa: E402
+from xrouter_lite.traces import build_traces, make_trace  # noqa: E402
+
+SPECS = {m.id: m for m in [
+    ModelSpec("tiny-llm", 0.05, 0.10, tier="budget", context=8192, description="A small open model."),
+    ModelSpec("mid-llm.2", 0.50, 1.50, tier="standard", context=32768),
+    ModelSpec("big-llm", 3.00, 15.00, tier="premium", context=128000, description="A frontier model."),
+]}
+# A few tiny model sizes: seconds to build and to train, big enough for the loss to fall.
+TINY = SFTSettings(vocab_size=400, hidden_size=32, layers=1, heads=2, full_steps=30, full_lr=3e-3, lora_steps=6,
+                   lora_lr=3e-3, lora_r=4, batch_size=4, tool_result_chars=80, max_length=2048)
+
+
+def _questions(split: str, n: int) -> list[str]:
+    """n arithmetic questions whose text hashes to `split` (splits come from the text alone)."""
+    out, i = [], 0
+    while len(out) < n:
+        text = f"Tom has {i} apples and buys {i % 7 + 2} more. How many apples does he have now?"
+        if split_of(text) == split:
+            out.append(text)
+        i += 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def pool() -> ReplayPool:
+    """12 train, 4 validation and 2 test GSM-style queries answered by three priced models."""
+    rows = []
+    for split, n in (("train", 12), ("validation", 4), ("test", 2)):
+        for j, text in enumerate(_questions(split, n)):
+            qid = f"synthetic/gsm/{split}-{j}"
+            gold = str(int(text.split()[2]) + int(text.split()[6]))
+            for k, (model, spec) in enumerate(SPECS.items()):
+                right = (j + k) % 3 != 0 or model == "big-llm"  # the big model is always right
+                answer = f"Adding the apples step by step gives #### {gold if right else int(gold) + 1}"
+                rows.append({"query_id": qid, "source": "synthetic", "task": "gsm", "category": "", "question": text,
+                             "gold": gold, "model": model, "response": answer * (3 if k == 1 else 1),
+                             "correct": float(right), "in_tokens": 60, "out_tokens": 40,
+                             "usd": (60 * spec.price_in + 40 * spec.price_out) / 1e6})
+    return ReplayPool(pd.DataFrame(rows), SPECS)
+
+
+@pytest.fixture(scope="module")
+def base(pool, tmp_path_factory):
+    """A tiny base built the way notebook 02 builds it: (artifacts dir, profile, model, tokenizer)."""
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    profile = replace(get_profile("smoke"), sft=TINY)
+    model, tok = S.build_or_load_base(profile, artifacts, pool, pool.queries("train"), device="cpu")
+    return artifacts, profile, model, tok
+
+
+@pytest.fixture(scope="module")
+def traces(pool):
+    return build_traces(pool, pool.queries("train"), seed=0, agent_share=0.5, tool_result_chars=TINY.tool_result_chars)
+
+
+def test_tokenizer_round_trips_our_text(pool, base):
+    _, _, _, tok = base
+    texts = S.tiny_router_texts(pool, pool.queries("train"), tool_result_chars=TINY.tool_result_chars)
+    assert any("<tools>" in t and "call_mid_llm_2" in t for t in texts)  # rendered traces with the tool schemas
+    for text in texts[:3] + texts[-3:] + [pool.queries("validation")[0].text]:
+        assert tok.decode(tok(text)["input_ids"]) == unicodedata.normalize("NFC", text)
+
+
+def test_tool_names_are_single_tokens_that_decode_back(pool, base):
+    _, _, model, tok = base
+    names = S.tool_names(pool, pool.queries("train"))
+    assert names[-1] == "select_response" and len(names) == len(SPECS) + 1
+    text = '<tool_call>\n{"name": "call_mid_llm_2", "arguments": {"model_call_name": "call_big_llm"}}\n</tool_call>'
+    ids = tok(text)["input_ids"]
+    assert {"call_mid_llm_2", "call_big_llm"} <= set(tok.convert_ids_to_tokens(ids))
+    assert tok.decode(ids, skip_special_tokens=True) == text  # non-special: the parser still sees them
+    assert model.config.vocab_size >= len(tok) and model.config.vocab_size % 64 == 0
+
+
+def test_prompts_read_each_tool_schema_as_a_few_tokens_and_decode_exactly(pool, base, traces):
+    _, _, _, tok = base
+    texts = S.protocol_texts(pool, pool.queries("train"))
+    assert len(texts["schemas"]) == len(SPECS) and len(texts["names"]) == len(SPECS) + 1  # + select_response
+    for t in traces[:4]:
+        text = tok.apply_chat_template(t["messages"], tools=t["tools"], tokenize=False)
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert tok.decode(ids) == text  # the tokens are a shortcut, never a change of the text
+        tokens = tok.convert_ids_to_tokens(ids)
+        for tool in t["tools"]:
+            name = tool["function"]["name"]
+            if name == "select_response":  # its enum varies with the sub-pool: BPE pieces
+                continue
+            at = tokens.index(name)  # opening, name, the rest of the schema: three tokens per tool
+            assert "".join(tokens[at - 1: at + 2]) == json.dumps(tool, ensure_ascii=False)
+        assert t["messages"][0]["content"] in tokens  # the system prompt is one token
+    bpe_only = len(json.dumps(traces[0]["tools"])) // 4  # what the schemas alone would cost in BPE pieces
+    assert len(tok.apply_chat_template(traces[0]["messages"], tools=traces[0]["tools"], tokenize=True,
+                                       return_dict=False)) < bpe_only
+
+
+def test_tokenizer_corpus_refuses_test_queries(pool):
+    with pytest.raises(ValueError, match="test-split"):
+        S.tiny_router_texts(pool, pool.queries("train") + pool.queries("test"))
+
+
+def test_traces_never_include_test_queries(pool, traces):
+    test_ids = {q.id for q in pool.queries("test")}
+    assert traces and not {t["query_id"] for t in traces} & test_ids
+    assert all(split_of(t["messages"][1]["content"]) == "train" for t in traces)
+    with pytest.raises(ValueError, match="test-split"):
+        build_traces(pool, pool.queries("train")[:3] + pool.queries("test")[:1])
+
+
+def test_traces_label_the_cheapest_correct_model_of_the_subpool(pool, traces):
+    for t in traces:
+        correct, usd = pool.outcomes([t["query_id"]] * len(t["allowed"]), t["allowed"])
+        right = [(u, m) for c, u, m in zip(correct, usd, t["allowed"]) if c]
+        assert t["label"] in t["allowed"]
+        if right:
+            assert t["label"] == min(right)[1]
+
+
+def test_chat_template_renders_tool_schemas_and_calls(base, traces):
+    _, _, _, tok = base
+    trace = next(t for t in traces if t["mode"] == "agent")
+    text = tok.apply_chat_template(trace["messages"], tools=trace["tools"], tokenize=False)
+    for tool in trace["tools"]:
+        assert json.dumps(tool, ensure_ascii=False) in text
+    label_tool = "call_" + trace["label"].replace("-", "_").replace(".", "_")
+    assert f'<|im_start|>assistant\n<tool_call>\n{{"name": "{label_tool}"' in text
+    assert '{"name": "select_response", "arguments": {"model_call_name": "' + label_tool in text
+    assert "<|im_start|>user\n<tool_response>\n" + label_tool + " answered:\n" in text
+
+
+def test_dataset_rows_render_exactly_like_the_traces(base, traces):
+    """Arrow fills missing keys with nulls; the rendered training text must not change because of it."""
+    _, _, _, tok = base
+    ds = S.sft_dataset(traces)
+    for t, row in zip(traces, ds):
+        assert (tok.apply_chat_template(row["messages"], tools=json.loads(row["tools"]), tokenize=False)
+                == tok.apply_chat_template(t["messages"], tools=t["tools"], tokenize=False))
+
+
+def test_traces_are_what_the_episode_runner_shows_the_router(pool, traces):
+    """Replaying a trace's assistant turns through `run_episode` (same clip) gives the trace's conversation."""
+    for t in traces[:6]:
+        turns = iter([m["content"] for m in t["messages"] if m["role"] == "assistant"])
+        q = next(q for q in pool.queries("train") if q.id == t["query_id"])
+        ep = run_episode(lambda messages, tools: next(turns), q, pool, t["allowed"], mode=t["mode"],
+                         max_tool_chars=TINY.tool_result_chars)
+        assert ep.messages[:len(t["messages"])] == t["messages"] and ep.tools == t["tools"]  # simple: + the answer
+        assert ep.ending == ("selected" if t["mode"] == "agent" else "called")
+
+
+def test_tool_results_are_clipped_in_traces(pool):
+    q = pool.queries("train")[0]
+    long = make_trace(pool, q, list(SPECS), "mid-llm.2", "agent", tool_result_chars=20)["messages"][3]["content"]
+    assert long.startswith("call_mid_llm_2 answered:\n") and long.endswith("more chars]")
+    assert len(long) < 80
+
+
+def test_assistant_only_mask_covers_exactly_the_assistant_turns(base, traces, tmp_path):
+    from trl import SFTTrainer
+
+    _, _, _, tok = base
+    model, tok = load_router(base[0] / S.TINY_BASE, device="cpu")
+    args = S.sft_config(tmp_path, TINY, steps=1, lr=1e-3, progress=False)
+    trainer = SFTTrainer(model=model, args=args, processing_class=tok, train_dataset=S.sft_dataset(traces[:4]))
+    for t, ex in zip(traces, trainer.train_dataset):
+        learned = tok.decode([i for i, y in zip(ex["input_ids"], ex["labels"]) if y != -100])
+        turns = [m["content"] for m in t["messages"] if m["role"] == "assistant"]
+        # TRL's training template marks each assistant turn from the newline after `<|im_start|>assistant`
+        assert learned == "".join(f"\n{c}<|im_end|>\n" for c in turns)
+        assert sum(y != -100 for y in ex["labels"]) < len(ex["labels"]) / 3  # the prompt is most of the text
+
+
+def test_full_then_lora_sft_lowers_the_loss_and_saves_a_plain_router(pool, base, traces, tmp_path):
+    artifacts, profile, _, _ = base
+    model, tok = load_router(artifacts / S.TINY_BASE, device="cpu")
+    full = S.train_sft(model, tok, traces, tmp_path, TINY, progress=False)
+    first, last = full["loss"].iloc[:3].mean(), full["loss"].iloc[-3:].mean()
+    assert last < 0.8 * first, full[["step", "loss"]]
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    lora = S.train_sft(model, tok, traces, tmp_path, TINY, lora=S.lora_settings(TINY), progress=False)
+    assert set(lora["stage"]) == {"lora"} and type(model).__name__ == "Qwen2ForCausalLM"  # merged, unwrapped
+    assert any(not torch.equal(before[n], p) for n, p in model.named_parameters())  # the merge changed weights
+    log = S.stage_steps(pd.concat([full, lora], ignore_index=True))
+    assert log["step"].is_monotonic_increasing
+    path = S.save_router(model, tok, tmp_path / S.ROUTER_SFT, S.router_info(profile))
+    info = json.loads((path / "router.json").read_text())
+    assert {"mode", "max_turns", "base", "stage", "lambda", "source", "seed"} <= set(info) and info["stage"] == "sft"
+    again, _ = load_router(path, device="cpu")
+    x = tok("Tom has 3 apples.", return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(**x).logits, again.eval()(**x).logits, atol=1e-5)
+
+
+def test_base_is_built_once_and_rebuilt_when_sizes_change(pool, base):
+    artifacts, profile, _, _ = base
+    stamp = (artifacts / S.TINY_BASE / "model.safetensors").stat().st_mtime_ns
+    S.build_or_load_base(profile, artifacts, device="cpu")  # present: no pool needed, nothing rebuilt
+    assert (artifacts / S.TINY_BASE / "model.safetensors").stat().st_mtime_ns == stamp
+    bigger = replace(profile, sft=replace(TINY, hidden_size=48))
+    with pytest.raises(ValueError, match="pass the pool"):
+        S.build_or_load_base(bigger, artifacts, device="cpu")
+
+
+def test_hub_path_4bit_lora_trains_adapters_on_a_local_checkpoint(pool, base, traces, tmp_path):
+    """The gpu profile's path (load_router(id, load_in_4bit, lora) -> train_sft -> adapter save), on CPU."""
+    bnb = pytest.importorskip("bitsandbytes")
+    artifacts, profile, _, _ = base
+    hub_like = replace(profile, router_model=str(artifacts / S.TINY_BASE), load_in_4bit=True,
+                       sft=replace(TINY, lora_steps=2))
+    model, tok = S.build_or_load_base(hub_like, artifacts, device="cpu")
+    assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
+    adapters = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    assert adapters and all("lora_" in n for n in adapters)
+    log = S.train_sft(model, tok, traces[:4], tmp_path, hub_like.sft, progress=False)
+    assert set(log["stage"]) == {"lora"} and log["loss"].notna().all()
+    assert any(not torch.equal(adapters[n], p.float()) for n, p in model.named_parameters() if n in adapters)
+    path = S.save_router(model, tok, tmp_path / "router", S.router_info(hub_like))
+    assert (path / "adapter_config.json").exists() and json.loads((path / "router.json").read_text())["adapter"]
+
+
+def _scripted(kind: str):
+    """A router that calls the first tool ("call"), a model outside the pool ("unknown") or answers ("direct")."""
+    def router(messages, tools):
+        name = tools[0]["function"]["name"] if kind == "call" else "call_not_in_pool"
+        if kind == "direct":
+            return "12"
+        return f'<tool_call>\n{{"name": "{name}", "arguments": {{"optimized_system_prompt": "Add."}}}}\n</tool_call>'
+    return router
+
+
+def test_evaluation_row_has_the_baseline_fields_and_format_stats(pool):
+    queries = pool.queries("validation")
+    sub = sampled_subpools(pool, queries, seed=0)
+    assert sub == sampled_subpools(pool, queries, seed=0) and all(len(s) >= 2 for s in sub.values())
+    rows = {}
+    for kind in ("call", "unknown", "direct"):
+        eps = run_episodes(_scripted(kind), queries, pool, allowed=lambda q: sub[q.id], mode="simple", progress=False)
+        rows[kind] = episode_row(eps, kind, lam=30.0, models=list(SPECS)) | format_stats(eps)
+    for key in ("router", "n", "accuracy", "usd_per_query", "mean_reward", "calls_per_query", "model_share",
+                "valid_rate", "well_formed_call_rate", "direct_rate", "invalid_reasons"):
+        assert key in rows["call"]
+    assert rows["call"]["well_formed_call_rate"] == 1.0 and rows["call"]["valid_rate"] == 1.0
+    assert rows["call"]["calls_per_query"] == 1.0 and rows["call"]["usd_per_query"] > 0
+    assert rows["unknown"]["well_formed_call_rate"] == 0.0 and rows["unknown"]["valid_rate"] == 0.0
+    assert rows["unknown"]["invalid_reasons"] == {"unknown tool '…'": len(queries)}
+    assert rows["direct"]["direct_rate"] == 1.0 and rows["direct"]["usd_per_query"] == 0.0
+    json.dumps(rows)  # rows go to eval_sft.json as they are
+
+
+def test_evaluate_lm_router_runs_the_tiny_model_through_episodes(pool, base):
+    from xrouter_lite.evaluation import evaluate_lm_router
+
+    _, _, model, tok = base
+    queries = pool.queries("validation")
+    eps, row = evaluate_lm_router(model, tok, pool, queries, mode="agent", lam=30.0, workers=4,
+                                  tool_result_chars=TINY.tool_result_chars, max_new_tokens=8, progress=False)
+    assert len(eps) == row["n"] == len(queries) and row["mode"] == "agent"
+    assert all(ep.allowed == list(SPECS) for ep in eps)  # default: the source's full pool
+    assert 0.0 <= row["well_formed_call_rate"] <= 1.0 and sum(row["endings"].values()) == len(queries)
+    assert all(parse_turn(ep.messages[2]["content"], ep.allowed).kind in row["first_turn"] for ep in eps)
+
+
+def test_sft_settings_exist_for_every_profile():
+    for name in ("smoke", "cpu", "gpu"):
+        s = get_profile(name).sft
+        assert s.mode in ("simple", "agent") and s.tool_result_chars > 0 and s.batch_size >= 1
+    assert get_profile("gpu").sft.lora_steps > 0  # a Hub model trains adapters only

@@ -1,0 +1,107 @@
+"""Evaluate an LM router through the episode runner: the same row as `routers.evaluate`, plus format stats.
+
+Notebooks 02-04 call one function for any trained router LM (SFT or GRPO, tiny or Hub):
+
+    >>> from xrouter_lite.evaluation import evaluate_lm_router                       # doctest: +SKIP
+    >>> episodes, row = evaluate_lm_router(model, tok, pool, pool.queries("validation", "zeroeval"),
+    ...                                    mode="simple", lam=30.0, tool_result_chars=300)   # doctest: +SKIP
+    >>> row["accuracy"], row["usd_per_query"], row["well_formed_call_rate"]       # doctest: +SKIP
+
+The row has `routers.evaluate`'s fields (router, n, accuracy, usd_per_query, mean_reward, calls_per_query,
+model_share, valid_rate) and the router's format: the share of first turns that are a well-formed call to a
+model of the sample's pool, the share of direct answers, and a count of the invalid endings' reasons.
+
+Pass the `tool_result_chars` the router was trained with (`SFTSettings.tool_result_chars`): the episode
+runner then clips each model answer the router reads exactly as the traces did (`format_tool_result`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Callable, Sequence
+
+import numpy as np
+
+from xrouter_lite import metrics as M
+from xrouter_lite.episode import Episode, run_episodes
+from xrouter_lite.pool import Pool, Query, sample_subpool
+from xrouter_lite.protocol import MAX_TOOL_RESULT_CHARS, parse_turn
+from xrouter_lite.reward import RewardConfig
+
+
+def source_models(pool: Pool, query: Query) -> list[str]:
+    """The models of the query's source (a replay pool of several sources), else the whole pool."""
+    by_source = getattr(pool, "models_for", None)
+    return list(by_source(query.source)) if by_source is not None else list(pool.model_ids)
+
+
+def sampled_subpools(pool: Pool, queries: Sequence[Query], seed: int = 0, min_size: int = 2,
+                     max_size: int | None = None) -> dict[str, list[str]]:
+    """{query id: a random sub-pool of its source's models}, the same for a given seed (format checks)."""
+    rng = np.random.default_rng(seed)
+    return {q.id: sample_subpool(source_models(pool, q), rng, min_size=min_size, max_size=max_size)
+            for q in queries}
+
+
+def _reason_kind(reason: str) -> str:
+    """An invalid reason without the names in it, so reasons count by kind ("unknown tool '…'")."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", re.sub(r"\d+", "N", reason))[:80]
+
+
+def format_stats(episodes: Sequence[Episode]) -> dict:
+    """How well the router's first turns follow the protocol, and why episodes ended invalid."""
+    first = [next((m["content"] for m in ep.messages if m["role"] == "assistant"), "") for ep in episodes]
+    kinds = Counter(parse_turn(text, ep.allowed, ep.mode).kind for text, ep in zip(first, episodes))
+    n = max(len(episodes), 1)
+    return {"well_formed_call_rate": kinds["call"] / n,  # a call (simple: exactly one) to models of the sub-pool
+            "direct_rate": kinds["answer"] / n,  # plain-text answers in the first turn (allowed, not taught by SFT)
+            "first_turn": dict(kinds),
+            "endings": dict(Counter(ep.ending for ep in episodes)),
+            "invalid_reasons": dict(Counter(_reason_kind(ep.invalid_reason) for ep in episodes if ep.invalid))}
+
+
+def episode_row(episodes: Sequence[Episode], name: str, lam: float, models: Sequence[str] | None = None,
+                c_max: float | None = None) -> dict:
+    """`routers.evaluate`'s row for episodes (accuracy, USD/query, reward, calls, model share, valid rate)."""
+    score = np.array([ep.score for ep in episodes], float)
+    usd = np.array([ep.usd for ep in episodes], float)
+    valid = np.array([not ep.invalid for ep in episodes], bool)
+    decisions = [tuple(c.model for c in ep.calls) for ep, ok in zip(episodes, valid) if ok]
+    row = {"router": name, "n": len(episodes), "accuracy": M.accuracy(score), "usd_per_query": M.usd_per_query(usd),
+           "mean_reward": float(np.mean([ep.reward for ep in episodes])) if episodes else 0.0,
+           "calls_per_query": M.calls_per_query(decisions), "model_share": M.model_share(decisions, models),
+           "valid_rate": float(valid.mean()) if len(valid) else 0.0, "lambda": lam}
+    if c_max is not None:
+        row["aiq"] = M.aiq([(row["usd_per_query"], row["accuracy"])], c_max)
+    return row
+
+
+def evaluate_lm_router(model, tokenizer, pool: Pool, queries: Sequence[Query], mode: str = "simple",
+                       allowed: Sequence[str] | Callable[[Query], Sequence[str]] | dict | None = None,
+                       lam: float = 3.0, workers: int = 16, max_turns: int = 3, tool_result_chars: int | None = None,
+                       name: str = "lm router", c_max: float | None = None, max_new_tokens: int = 128,
+                       reward_cfg: RewardConfig | None = None, progress: bool = True,
+                       guided: bool = True) -> tuple[list[Episode], dict]:
+    """Run the LM router (greedy) on `queries` through the episode runner; (episodes, row) as described above.
+
+    `allowed`: None = each query's full source pool; a list = one sub-pool for all; a dict {query id: sub-pool}
+    or a function of the query. `workers` episodes run at once, so `LMRouter` batches their turns.
+    `guided=False` turns off guided decoding of tool names (`guided.py`): the raw model's format.
+    """
+    from xrouter_lite.lm_router import LMRouter
+
+    router = LMRouter(model, tokenizer, max_new_tokens=max_new_tokens, max_batch=workers, guided=guided)
+    if allowed is None:
+        allowed = lambda q: source_models(pool, q)  # noqa: E731
+    elif isinstance(allowed, dict):
+        allowed = lambda q, sub=allowed: sub[q.id]  # noqa: E731
+    # RouterBench has no gold answer: a verbatim model answer earns that record's score
+    records = {q.id: pool.response_scores(q.id) for q in queries if q.gold is None and hasattr(pool, "response_scores")}
+    cfg = RewardConfig(lam=lam) if reward_cfg is None else reward_cfg
+    episodes = run_episodes(router, list(queries), pool, allowed=allowed, pool_records=records or None,
+                            progress=progress, workers=workers, mode=mode, max_turns=max_turns, reward_cfg=cfg,
+                            max_tool_chars=tool_result_chars or MAX_TOOL_RESULT_CHARS)
+    models = source_models(pool, queries[0]) if queries else None
+    row = episode_row(episodes, name, cfg.lam, models, c_max) | {"mode": mode, "guided": guided} | format_stats(episodes)
+    return episodes, row
