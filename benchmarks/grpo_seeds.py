@@ -1,0 +1,142 @@
+"""Does GRPO's gain over SFT hold across seeds? GRPO from one SFT checkpoint with 3 seeds, evaluated on validation.
+
+    python benchmarks/grpo_seeds.py --data ../shared/data                       # cpu profile, seeds 0 1 2
+    python benchmarks/grpo_seeds.py --data ../shared/data --sft runs/cpu-.../artifacts/router_sft
+    nohup python benchmarks/grpo_seeds.py --data ../shared/data > grpo_seeds.log 2>&1 &   # it takes a while
+
+Every seed starts from the **same** SFT router (`--sft`, else one is trained here once with the profile's SFT
+settings) and changes what GRPO samples: the training rows (sub-pools, modes, order) and the rollouts. Each
+GRPO router, the SFT router, every single model and the kNN router answer the same validation queries with the
+full pool of the source. Per seed it prints those rows, whether the gains hold (mean reward above SFT's, the
+(cost, accuracy) point above the zero router's hull, cheaper than the most accurate model), and GRPO's
+throughput: steps/s, completions/s and the process's peak memory. `--json PATH` writes everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Parse the flags, prepare the SFT router once, then train and evaluate GRPO per seed."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None, help="recorded data dir (default: $XROUTER_LITE_DATA)")
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--source", default="zeroeval")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--sft", type=Path, help="an SFT router dir (router_sft); default: train one into --out")
+    p.add_argument("--steps", type=int, default=0, help="GRPO steps per seed (0: the profile's)")
+    p.add_argument("--lam", type=float, default=0.0, help="reward's lambda (0: the profile's)")
+    p.add_argument("--eval-queries", type=int, default=0, help="validation queries (0: the profile's GRPO setting)")
+    p.add_argument("--out", type=Path, default=Path("runs/grpo_seeds"))
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 on a busy machine")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from xrouter_lite.data import add_splits, load_table
+    from xrouter_lite.evaluation import evaluate_lm_router
+    from xrouter_lite.grpo import train_grpo, training_rows
+    from xrouter_lite.metrics import hull_value
+    from xrouter_lite.modeling import load_router
+    from xrouter_lite.pool import ReplayPool
+    from xrouter_lite.profiles import get_profile, resolve_data_dir
+    from xrouter_lite.routers import evaluate_all
+
+    prof = get_profile(args.profile)
+    settings = replace(prof.grpo, steps=args.steps or prof.grpo.steps, lam=args.lam or prof.grpo.lam)
+    cache = Path(os.environ.get("XROUTER_LITE_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
+    table = add_splits(load_table(resolve_data_dir(args.data), sources=[args.source], cache_dir=cache, progress=False))
+    pool = ReplayPool(table)
+    models = pool.models_for(args.source)
+    train_queries = pool.queries(split="train", source=args.source)
+    val = pool.queries(split="validation", source=args.source)[:args.eval_queries or settings.eval_queries]
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    sft_dir = args.sft
+    if sft_dir is None:
+        from xrouter_lite.sft import run_sft
+
+        t = time.perf_counter()
+        sft_dir = run_sft(prof, args.out, pool, train_queries, source=args.source, progress=False).path
+        print(f"trained the SFT router in {time.perf_counter() - t:.0f} s -> {sft_dir}", flush=True)
+    sft_info = json.loads((Path(sft_dir) / "router.json").read_text())
+    mode = sft_info["mode"]
+    settings = replace(settings, max_tool_chars=sft_info.get("tool_result_chars", settings.max_tool_chars))
+
+    def evaluate(path, name):
+        model, tok = load_router(path)
+        _, row = evaluate_lm_router(model, tok, pool, val, mode=mode, lam=settings.lam, name=name,
+                                    tool_result_chars=settings.max_tool_chars, progress=False)
+        return row
+
+    t = time.perf_counter()
+    sft_row = evaluate(sft_dir, "sft router")
+    train_df = pool.query_table(split="train", source=args.source)
+    val_df = pool.query_table(split="validation", source=args.source).set_index("query_id").loc[
+        [q.id for q in val]].reset_index()
+    baselines = evaluate_all(models + ["knn"], train_df, val_df, pool, settings.lam)
+    zero = next(r["hull"] for r in baselines if r.get("router") == "zero")
+    best = next(r for r in baselines if "reference" in r)
+    fixed = [sft_row] + [r for r in baselines if "accuracy" in r and "router" in r]
+    print(f"evaluated SFT + baselines on {len(val)} validation queries ({mode} mode, full pool, lambda "
+          f"{settings.lam:g}) in {time.perf_counter() - t:.0f} s", flush=True)
+
+    results = {"profile": prof.name, "settings": asdict(settings), "mode": mode, "sft": str(sft_dir),
+               "n_validation": len(val), "fixed": fixed, "zero_hull": zero, "most_accurate": best, "seeds": []}
+    for seed in args.seeds:
+        rows, stats = training_rows(pool, train_queries, settings, seed=seed)
+        out = args.out / f"router_grpo_seed{seed}"
+        t = time.perf_counter()
+        log = train_grpo(str(sft_dir), None, rows, pool, out, settings, seed=seed, progress=False,
+                         info={"mode": mode, "source": args.source, "tool_result_chars": settings.max_tool_chars})
+        wall = time.perf_counter() - t
+        completions = settings.prompts_per_step * settings.num_generations * len(log)
+        row = evaluate(out, f"grpo seed {seed}")
+        gains = {"reward_above_sft": row["mean_reward"] > sft_row["mean_reward"],
+                 "above_zero_hull": row["accuracy"] > hull_value(zero, row["usd_per_query"]) + 1e-9,
+                 "cheaper_than_most_accurate": row["usd_per_query"] < best["usd_per_query"]}
+        speed = {"train_s": round(wall, 1), "steps_per_s": round(len(log) / wall, 4),
+                 "completions_per_s": round(completions / wall, 2), "peak_rss_mb": round(peak_rss_mb()),
+                 "zero_variance_share": float(log["frac_reward_zero_std"].mean()),
+                 "train_reward_first_quarter": float(log["reward"].head(max(len(log) // 4, 1)).mean()),
+                 "train_reward_last_quarter": float(log["reward"].tail(max(len(log) // 4, 1)).mean())}
+        results["seeds"].append({"seed": seed, "grpo": row, "gains": gains, "speed": speed, "rows": stats})
+        print(f"\n=== seed {seed}: GRPO {settings.steps} steps from {sft_dir} ===", flush=True)
+        print(f"{'router':<32} {'acc':>6} {'usd/query':>10} {'reward':>7} {'valid':>6}")
+        for r in [row] + fixed:
+            print(f"{r['router']:<32} {r['accuracy']:>6.3f} {r['usd_per_query']:>10.6f} {r['mean_reward']:>7.4f} "
+                  f"{r.get('valid_rate', 1.0):>6.2f}")
+        print(f"zero hull at GRPO's cost: {hull_value(zero, row['usd_per_query']):.3f}; most accurate: "
+              f"{best['model']} ${best['usd_per_query']:.6f}/query")
+        print("gains hold:", json.dumps(gains), "\nspeed:", json.dumps(speed), flush=True)
+    held = {k: sum(s["gains"][k] for s in results["seeds"]) for k in results["seeds"][0]["gains"]}
+    print(f"\nover {len(args.seeds)} seeds, gains held:", json.dumps(held))
+    results["held"] = held
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=float))
+    return results
+
+
+if __name__ == "__main__":
+    main()
