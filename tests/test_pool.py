@@ -166,3 +166,15 @@ def test_replay_pool_on_the_full_table(real_table):
     q = pool.queries(source="routerbench")[0]
     answer = pool.call(pool.models_for("routerbench")[0], q)
     assert answer.usd > 0 and answer.in_tokens > 0 and q.gold is None
+
+
+def test_outcome_matrix_matches_pairwise_lookups_and_names_bad_pairs(pool):
+    ids, models = ["zeroeval/gsm/1", "zeroeval/gsm/1"], [MINI, O1]
+    correct, usd = pool.outcome_matrix(ids, models)
+    pc, pu = pool.outcomes(["zeroeval/gsm/1"] * 4, [MINI, O1, MINI, O1])
+    assert correct.shape == usd.shape == (2, 2)
+    assert (correct.ravel() == pc).all() and (usd.ravel() == pu).all()
+    with pytest.raises(PoolError, match="unknown query 'nope'"):
+        pool.outcome_matrix(ids + ["nope"], models)
+    with pytest.raises(PoolError, match="no recorded answer to query 'zeroeval/gsm/2'"):
+        pool.outcome_matrix(["zeroeval/gsm/2"], models)

@@ -175,8 +175,10 @@ class ReplayPool(Pool):
             raise PoolError(f"no price for model(s) {unpriced}: add them to xrouter_lite/prices.csv")
         self.models = [specs[m] for m in model_ids]
         self._specs = {m.id: m for m in self.models}
-        self._query_index = pd.Index(pd.unique(self.table["query_id"]))
-        self._model_index = pd.Index(model_ids)
+        # object dtype: hashing Python strings beats pyarrow's compute path ~10x for the small lookups routing does
+        self._query_index = pd.Index(pd.unique(self.table["query_id"]), dtype=object)
+        self._model_index = pd.Index(model_ids, dtype=object)
+        self._models_by_source: dict[str, list[str]] = {}  # models_for's answers: the table never changes
         q = self._query_index.get_indexer(self.table["query_id"])
         m = self._model_index.get_indexer(self.table["model"])
         # Dense [query, model] -> row number (-1: no record); ~18k x 31 int32 is ~2 MB for the full table.
@@ -231,6 +233,16 @@ class ReplayPool(Pool):
         rows = self._rows(ids, models)
         return self._correct[rows], self._usd[rows]
 
+    def outcome_matrix(self, query_ids, models) -> tuple[np.ndarray, np.ndarray]:
+        """(correct, usd), each [n_queries, n_models]: one index lookup per query and per model, not per pair."""
+        ids, models = np.asarray(query_ids, dtype=object), np.asarray(models, dtype=object)
+        q, m = self._query_index.get_indexer(ids), self._model_index.get_indexer(models)
+        rows = self._row[q[:, None], m[None, :]] if len(ids) and len(models) else np.zeros((len(ids), len(models)), int)
+        if (q < 0).any() or (m < 0).any() or (rows < 0).any():  # the pairwise path names the bad pair
+            pairs = self.outcomes(np.repeat(ids, len(models)), np.tile(models, len(ids)))
+            return tuple(a.reshape(len(ids), len(models)) for a in pairs)
+        return self._correct[rows], self._usd[rows]
+
     def records(self, query_id: str) -> dict[str, str]:
         """Every model's recorded response to one query: {model: response}."""
         return {m: self.table.at[int(r), "response"] for m, r in self._recorded(query_id)}
@@ -251,8 +263,11 @@ class ReplayPool(Pool):
         return [(self._model_index[j], int(r)) for j, r in enumerate(self._row[q]) if r >= 0]
 
     def models_for(self, source: str) -> list[str]:
-        """The models with records in one source, in table order."""
-        return list(pd.unique(self.table.loc[self.table["source"] == source, "model"]))
+        """The models with records in one source, in table order (computed once per source: the table is fixed)."""
+        if source not in self._models_by_source:
+            rows = self.table["source"] == source
+            self._models_by_source[source] = list(pd.unique(self.table.loc[rows, "model"]))
+        return list(self._models_by_source[source])
 
     def query_table(self, split: str | None = None, source: str | None = None):
         """One row per query (query_id, source, task, category, question, gold[, split]), optionally filtered."""

@@ -57,6 +57,9 @@ def outcome_matrix(pool, queries: pd.DataFrame, models: list[str]) -> tuple[np.n
     """(correct, usd), each [n_queries, n_models], by one vectorised pool lookup."""
     ids = queries["query_id"].to_numpy()
     n, m = len(ids), len(models)
+    if hasattr(pool, "outcome_matrix"):  # a replay pool: ~m times fewer index lookups
+        correct, usd = pool.outcome_matrix(ids, models)
+        return np.asarray(correct, float), np.asarray(usd, float)
     correct, usd = pool.outcomes(np.repeat(ids, m), np.tile(np.asarray(models, dtype=object), n))
     return np.asarray(correct, float).reshape(n, m), np.asarray(usd, float).reshape(n, m)
 
