@@ -288,3 +288,13 @@ def test_sft_settings_exist_for_every_profile():
         s = get_profile(name).sft
         assert s.mode in ("simple", "agent") and s.tool_result_chars > 0 and s.batch_size >= 1
     assert get_profile("gpu").sft.lora_steps > 0  # a Hub model trains adapters only
+
+
+def test_spread_keeps_every_task_where_a_prefix_would_not():
+    from xrouter_lite.evaluation import spread
+
+    tasks = ["gsm"] * 6 + ["crux"] * 3 + ["math-l5"] * 3
+    queries = [Query(f"q{i}", "zeroeval", task, "text") for i, task in enumerate(tasks)]
+    picked = spread(queries, 4)
+    assert len(picked) == 4 and {q.task for q in picked} == {"gsm", "crux", "math-l5"}
+    assert spread(queries, None) == queries and spread(queries, 50) == queries

@@ -36,6 +36,16 @@ def source_models(pool: Pool, query: Query) -> list[str]:
     return list(by_source(query.source)) if by_source is not None else list(pool.model_ids)
 
 
+def spread(queries: Sequence[Query], n: int | None) -> list[Query]:
+    """`n` queries evenly spaced over `queries` (all when n is None or too big): each task keeps its share.
+
+    Pool query lists are grouped by task, so a prefix (`queries[:n]`) would be one task only.
+    """
+    if n is None or n >= len(queries):
+        return list(queries)
+    return [queries[i] for i in np.linspace(0, len(queries) - 1, n).round().astype(int)]
+
+
 def sampled_subpools(pool: Pool, queries: Sequence[Query], seed: int = 0, min_size: int = 2,
                      max_size: int | None = None) -> dict[str, list[str]]:
     """{query id: a random sub-pool of its source's models}, the same for a given seed (format checks)."""
