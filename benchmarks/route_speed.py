@@ -55,8 +55,8 @@ def main(argv=None) -> int:
             row = {"source": source, "router": router.name, "n": len(test), "decisions_per_s": round(rate),
                    "goal_met": rate >= GOAL}
             print(json.dumps(row) if args.json else f"{source:<12} {router.name:<28} n={len(test):<6} {rate:>14,.0f}/s")
-    # The keyword rule scans each prompt with a regex, so its rate falls with prompt length (RouterBench's
-    # few-shot prompts are ~2,000 characters); the oracle reads every model's label, it is not a router.
+    # The keyword rule scans every prompt (one RE2 pass over the split), so its rate falls with prompt
+    # length (RouterBench's few-shot prompts average ~1,500 characters); the oracle reads every model's label.
     print(json.dumps({"goal": GOAL, "missed": missed}) if args.json
           else f"goal {GOAL:,}/s; missed by: {', '.join(missed) or 'none'}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,3 +19,11 @@ def data_dir() -> Path:
         pytest.fail(f"recorded data not found at {p}: set XROUTER_LITE_DATA to the data directory "
                     "(CI: ../shared/data) or run `python -m xrouter_lite download --data DIR`")
     return p
+
+
+@pytest.fixture(scope="session")
+def real_table(data_dir) -> pd.DataFrame:
+    """The full tidy table from the recorded data: built once (~1-2 min on 2 cores), then read from the cache."""
+    from xrouter_lite.data import load_table
+
+    return load_table(data_dir, cache_dir=os.environ.get("XROUTER_LITE_CACHE") or REPO / ".cache", progress=False)

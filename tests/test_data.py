@@ -444,12 +444,6 @@ def test_download_reproduces_the_shared_copy(data_dir, http_root, tmp_path):
 
 
 # ---------------------------------------------------------------- the real data (through the cache)
-@pytest.fixture(scope="session")
-def real_table(data_dir) -> pd.DataFrame:
-    """The full tidy table from the recorded data: built once (~1-2 min on 2 cores), then read from the cache."""
-    return D.load_table(data_dir, cache_dir=os.environ.get("XROUTER_LITE_CACHE") or REPO / ".cache", progress=False)
-
-
 @pytest.mark.data
 def test_real_data_row_counts(real_table):
     _check_contract(real_table)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrouter_lite.data import count_tokens, load_table
+from xrouter_lite.data import count_tokens
 from xrouter_lite.pool import (PoolError, Query, ReplayPool, load_prices, sample_subpool, tier_of,
                                tool_name)
 
@@ -147,12 +146,6 @@ def test_queries_without_split_column_get_the_standard_splits():
 
 
 # ---------------------------------------------------------------- the real table
-@pytest.fixture(scope="session")
-def real_table(data_dir) -> pd.DataFrame:
-    """The full tidy table from the recorded data: built once (~1-2 min on 2 cores), then read from the cache."""
-    return load_table(data_dir, cache_dir=os.environ.get("XROUTER_LITE_CACHE") or REPO / ".cache", progress=False)
-
-
 @pytest.mark.data
 def test_replay_pool_on_the_full_table(real_table):
     start = time.perf_counter()

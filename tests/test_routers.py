@@ -135,6 +135,26 @@ def test_keyword_and_length_rules(pool):
     assert (d[long] == "big").all() and (d[~long] == "tiny").all()
 
 
+
+def test_keyword_rule_matches_whole_words_case_blind():
+    texts = ["Define a colour.", "DEF f(x): pass", "How  many apples?", "how many apples?", "Cost: 5 $", "x^2",
+             "a\\b", "recoded", "Solve it", "", "solver", "équation", "la équation de_f", "prove.", "(code)"]
+    hard = R.KeywordRule().hard(pd.DataFrame({"question": texts})).tolist()
+    assert hard == [False, True, False, True, True, True, True, False, True, False, False, False, False, True, True]
+
+
+@pytest.mark.data
+def test_keyword_rule_decides_like_python_re_on_every_recorded_prompt(real_table):
+    """The RE2 pass (vectorised) and CPython's `re` (one scan per prompt) agree on every recorded question."""
+    import re
+
+    prompts = real_table.drop_duplicates("query_id")[["question"]]
+    hard = R.KeywordRule().hard(prompts)
+    pattern = re.compile(R.HARD_KEYWORDS, re.IGNORECASE)
+    expected = np.array([pattern.search(t) is not None for t in prompts["question"]])
+    assert len(prompts) > 15_000 and 0.05 < expected.mean() < 0.95
+    assert np.array_equal(hard, expected), prompts["question"][hard != expected].head(3).tolist()
+
 def test_cascade_pays_for_every_call(table, pool):
     pytest.importorskip("xrouter_lite.grading")
     train, test = _split(pool)
