@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from synthetic import MODELS, routing_table
+
 from xrouter_lite import metrics as M
 from xrouter_lite import routers as R
 from xrouter_lite.episode import run_episodes
@@ -23,28 +25,16 @@ from xrouter_lite.whatif import (eval_data, headline_table, lm_point, markdown_t
                                  reward_lambda_table, route_all, router_checkpoints, share_table, sweep_table,
                                  trace_html, what_if, write_headline)
 
-MODELS = {"tiny": 0.0001, "mid": 0.001, "big": 0.01}  # model -> USD per call
 P_CORRECT = {"gsm": {"tiny": 0.85, "mid": 0.6, "big": 0.95}, "crux": {"tiny": 0.1, "mid": 0.6, "big": 0.9}}
-GOOD = '```json\n{"reasoning": "done", "answer": "%s"}\n```'
+
+
+def _question(task: str, i: int, rng) -> str:
+    return (f"Tom has {i} apples and buys 3 more. How many apples now? (#{i})" if task == "gsm" else
+            f"def f(x):\n    return x * {i}\nassert f(2) == ??")
 
 
 def build_table(n_per_task: int = 40, seed: int = 0) -> pd.DataFrame:
-    """A tidy table (DESIGN.md columns) with a `split` column: 70% of each task train, the rest test."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for task in ("gsm", "crux"):
-        for i in range(n_per_task):
-            q = (f"Tom has {i} apples and buys 3 more. How many apples now? (#{i})" if task == "gsm" else
-                 f"def f(x):\n    return x * {i}\nassert f(2) == ??")
-            for model, usd in MODELS.items():
-                ok = float(rng.random() < P_CORRECT[task][model])
-                unparsed = model == "tiny" and task == "crux" and not ok and rng.random() < 0.5
-                rows.append(dict(query_id=f"zeroeval/{task}/{i}", source="zeroeval", task=task, category="",
-                                 question=q, gold="7", model=model,
-                                 response="I am not sure." if unparsed else GOOD % ("7" if ok else "8"),
-                                 correct=ok, in_tokens=len(q) // 4, out_tokens=20, usd=usd * (1 + 0.1 * (i % 3)),
-                                 split="train" if i < 0.7 * n_per_task else "test"))
-    return pd.DataFrame(rows)
+    return routing_table(P_CORRECT, _question, n_per_task=n_per_task, seed=seed, unparseable=0.5, usd_jitter=0.1)
 
 
 def make_pool(table: pd.DataFrame) -> ReplayPool:

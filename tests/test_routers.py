@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from synthetic import GOOD, MODELS, routing_table
+
 from xrouter_lite import metrics as M
 from xrouter_lite import routers as R
 from xrouter_lite.pool import ModelSpec, ReplayPool
 
-MODELS = {"tiny": 0.0001, "mid": 0.001, "big": 0.01}  # model -> USD per call
 P_CORRECT = {"gsm": {"tiny": 0.9, "mid": 0.6, "big": 0.95}, "crux": {"tiny": 0.05, "mid": 0.6, "big": 0.9}}
-GOOD = '```json\n{"reasoning": "done", "answer": "%s"}\n```'
 
 
 def _question(task: str, i: int, rng) -> str:
@@ -31,22 +31,7 @@ def _question(task: str, i: int, rng) -> str:
 
 
 def build_table(n_per_task: int = 100, seed: int = 0) -> pd.DataFrame:
-    """A tidy table (DESIGN.md columns) with a `split` column: first 70% of each task train, rest test."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for task in ("gsm", "crux"):
-        for i in range(n_per_task):
-            q = _question(task, i, rng)
-            split = "train" if i < 0.7 * n_per_task else "test"
-            for model, usd in MODELS.items():
-                ok = float(rng.random() < P_CORRECT[task][model])
-                # tiny often rambles without a parseable answer on code: what the cascade escalates on
-                unparseable = model == "tiny" and task == "crux" and not ok and rng.random() < 0.7
-                rows.append(dict(query_id=f"zeroeval/{task}/{i}", source="zeroeval", task=task, category="",
-                                 question=q, gold="7", model=model,
-                                 response="I am not sure." if unparseable else GOOD % ("7" if ok else "8"),
-                                 correct=ok, in_tokens=len(q) // 4, out_tokens=20, usd=usd, split=split))
-    return pd.DataFrame(rows)
+    return routing_table(P_CORRECT, _question, n_per_task=n_per_task, seed=seed, unparseable=0.7)
 
 
 class RecordingPool(ReplayPool):

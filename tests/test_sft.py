@@ -14,6 +14,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is built locally; a download attempt is a bug
 
+from synthetic import texts_in_split  # noqa: E402
 from xrouter_lite.data import split_of  # noqa: E402
 from xrouter_lite.episode import run_episode, run_episodes  # noqa: E402
 from xrouter_lite.evaluation import episode_row, format_stats, sampled_subpools  # noqa: E402
@@ -35,14 +36,9 @@ TINY = SFTSettings(vocab_size=400, hidden_size=32, layers=1, heads=2, full_steps
 
 
 def _questions(split: str, n: int) -> list[str]:
-    """n arithmetic questions whose text hashes to `split` (splits come from the text alone)."""
-    out, i = [], 0
-    while len(out) < n:
-        text = f"Tom has {i} apples and buys {i % 7 + 2} more. How many apples does he have now?"
-        if split_of(text) == split:
-            out.append(text)
-        i += 1
-    return out
+    """n arithmetic questions whose text hashes to `split`."""
+    return texts_in_split(split, n, lambda i: f"Tom has {i} apples and buys {i % 7 + 2} more. "
+                                              "How many apples does he have now?")
 
 
 @pytest.fixture(scope="module")
