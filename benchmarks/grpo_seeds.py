@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
     from xrouter_lite.evaluation import evaluate_lm_router
     from xrouter_lite.grpo import train_grpo, training_rows
     from xrouter_lite.metrics import hull_value
-    from xrouter_lite.modeling import load_router
+    from xrouter_lite.modeling import load_saved_router
     from xrouter_lite.pool import ReplayPool
     from xrouter_lite.profiles import get_profile, resolve_data_dir
     from xrouter_lite.routers import evaluate_all
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     settings = replace(settings, max_tool_chars=sft_info.get("tool_result_chars", settings.max_tool_chars))
 
     def evaluate(path, name):
-        model, tok = load_router(path)
+        model, tok = load_saved_router(path)
         _, row = evaluate_lm_router(model, tok, pool, val, mode=mode, lam=settings.lam, name=name,
                                     tool_result_chars=settings.max_tool_chars, progress=False)
         return row
@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
         out = args.out / f"router_grpo_seed{seed}"
         t = time.perf_counter()
         log = train_grpo(str(sft_dir), None, rows, pool, out, settings, seed=seed, progress=False,
-                         info={"mode": mode, "source": args.source, "tool_result_chars": settings.max_tool_chars})
+                         info={"mode": mode, "max_turns": sft_info.get("max_turns", 3), "base": sft_info["base"],
+                               "source": args.source, "tool_result_chars": settings.max_tool_chars})
         wall = time.perf_counter() - t
         completions = settings.prompts_per_step * settings.num_generations * len(log)
         row = evaluate(out, f"grpo seed {seed}")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 
@@ -14,10 +15,10 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is built locally
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
-from xrouter_lite.data import split_of  # noqa: E402
+from synthetic import texts_in_split  # noqa: E402
 from xrouter_lite.grpo import (GRPORow, episode_metrics, group_stats, play_episodes, rollout_output,  # noqa: E402
                                save_router, tool_suffix_ids, train_grpo, training_rows)
-from xrouter_lite.modeling import build_tiny_router, load_router  # noqa: E402
+from xrouter_lite.modeling import build_tiny_router, load_router, load_saved_router  # noqa: E402
 from xrouter_lite.pool import Query, ReplayPool, load_prices, tool_name  # noqa: E402
 from xrouter_lite.profiles import GRPOSettings  # noqa: E402
 from xrouter_lite.protocol import Action, format_tool_result, render_calls, tool_message  # noqa: E402
@@ -30,13 +31,7 @@ LONG = "The answer is 12. " + "Working: " + "x" * 900  # longer than max_tool_ch
 
 def _texts(split: str, n: int) -> list[str]:
     """`n` GSM-like question texts that the hash split puts in `split`."""
-    out, i = [], 0
-    while len(out) < n:
-        text = f"A farmer has {i} hens and buys 12 more. How many hens now, minus {i}?"
-        if split_of(text) == split:
-            out.append(text)
-        i += 1
-    return out
+    return texts_in_split(split, n, lambda i: f"A farmer has {i} hens and buys 12 more. How many hens now, minus {i}?")
 
 
 def _table() -> pd.DataFrame:
@@ -89,6 +84,8 @@ def chatty(tmp_path_factory, tiny):
     out = tmp_path_factory.mktemp("chatty")
     model.save_pretrained(out)
     tok.save_pretrained(out)
+    (out / "router.json").write_text(json.dumps({"mode": "simple", "max_turns": 3, "base": "tiny", "stage": "sft",
+                                                 "lambda": 1.0, "source": "zeroeval", "seed": 0}))
     return out
 
 
@@ -272,6 +269,7 @@ def test_full_parameter_grpo_steps_run_log_and_save(pool, chatty, tmp_path):
     assert _max_change(_weights(tmp_path / "out"), _weights(path)) > 0  # a plain checkpoint, and it moved
     meta = (tmp_path / "out" / "router.json").read_text()
     assert '"stage": "grpo"' in meta and '"lambda": 30.0' in meta and (tmp_path / "out" / "grpo_log.csv").exists()
+    assert '"base": "tiny"' in meta  # kept from the starting checkpoint's router.json
     assert (tmp_path / "out" / "checkpoints" / "checkpoint-2").is_dir()
 
 
@@ -294,6 +292,13 @@ def test_qlora_grpo_steps_run_on_cpu(pool, chatty, tmp_path):
     assert log["step"].tolist() == [1]
     assert (tmp_path / "qlora" / "adapter_config.json").exists()  # 4-bit base: the adapter is saved, not merged
     assert '"adapter_only": true' in (tmp_path / "qlora" / "router.json").read_text()
+
+
+def test_a_run_without_the_router_contract_is_refused_before_it_starts(pool, tiny, tmp_path):
+    path, _ = tiny  # a bare checkpoint: no router.json to inherit mode, base and source from
+    with pytest.raises(ValueError, match="router info lacks"):
+        train_grpo(path, None, _simple_rows(pool), pool, tmp_path / "out", RUN, device="cpu")
+    assert not (tmp_path / "out").exists()
 
 
 def test_4bit_without_lora_is_refused(pool, chatty, tmp_path):
@@ -332,10 +337,14 @@ def test_resume_from_a_checkpoint_continues_the_same_run(pool, chatty, tmp_path,
 def test_save_router_writes_the_artifact_contract(tiny, tmp_path):
     path, tok = tiny
     model, _ = load_router(path, device="cpu")
-    save_router(model, tok, tmp_path, {"mode": "agent", "lambda": 3.0, "seed": 2})
-    import json
+    info = {"mode": "agent", "max_turns": 3, "base": "tiny", "source": "zeroeval", "lambda": 3.0, "seed": 2}
+    with pytest.raises(ValueError, match="lacks \\['base', 'max_turns'\\]"):
+        save_router(model, tok, tmp_path / "bad", {"mode": "agent", "source": "zeroeval"})
+    assert not (tmp_path / "bad" / "router.json").exists()
+    save_router(model, tok, tmp_path, info)
 
     meta = json.loads((tmp_path / "router.json").read_text())
     assert {k: meta[k] for k in ("mode", "max_turns", "base", "stage", "lambda", "source", "seed")} == {
-        "mode": "agent", "max_turns": 3, "base": "tiny", "stage": "grpo", "lambda": 3.0, "source": "zeroeval",
-        "seed": 2}
+        "stage": "grpo", **info}
+    reloaded, _ = load_saved_router(tmp_path, device="cpu")
+    assert sum(p.numel() for p in reloaded.parameters()) == sum(p.numel() for p in model.parameters())

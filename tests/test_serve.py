@@ -326,10 +326,9 @@ def test_secrets_in_upstream_errors_are_redacted(monkeypatch, caplog):
 
 def test_cli_serves_a_router_checkpoint_from_a_run_dir(tmp_path):
     """The `serve` command's path (options, checkpoint lookup, router.json, a table file, LMRouter), in-process."""
-    import argparse
-
+    from xrouter_lite.__main__ import build_parser
     from xrouter_lite.modeling import build_tiny_router
-    from xrouter_lite.serve import add_arguments, app_from_args
+    from xrouter_lite.serve import app_from_args
 
     ckpt = tmp_path / "run" / "artifacts" / "router_sft"
     build_tiny_router([question(i) for i in range(20)] * 2, ckpt, vocab_size=300, hidden_size=32, layers=1, heads=2)
@@ -338,10 +337,9 @@ def test_cli_serves_a_router_checkpoint_from_a_run_dir(tmp_path):
     table = tmp_path / "table.parquet"  # a tidy table file (e.g. a live recording) with models of prices.csv
     priced = {"cheap": "gemma-2-2b-it", "mid": "gpt-4o-mini-2024-07-18", "pricey": "gpt-4o-2024-08-06"}
     tidy_table().replace({"model": priced}).to_parquet(table)
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(["--router", str(tmp_path / "run"), "--pool", "replay", "--data", str(table),
-                              "--max-new-tokens", "4", "--device", "cpu", "--fallback", "gpt-4o-mini-2024-07-18"])
+    args = build_parser().parse_args(["serve", "--router", str(tmp_path / "run"), "--pool", "replay",
+                                      "--data", str(table), "--max-new-tokens", "4", "--device", "cpu",
+                                      "--fallback", "gpt-4o-mini-2024-07-18"])
     with BackgroundServer(app_from_args(args)) as server:
         health = wait_for_health(server.url)
         client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=30)
@@ -357,17 +355,9 @@ def test_cli_without_a_checkpoint_exits_2_with_a_message(tmp_path):
     assert proc.returncode == 2 and "no router checkpoint" in proc.stderr and "router_grpo" in proc.stderr
 
 
-def test_cli_options_in_main_match_add_arguments():
-    """When __main__.py has the `serve` command, its options are the ones serve.add_arguments defines."""
-    import argparse
-
+def test_cli_defaults_are_the_servers():
     from xrouter_lite.__main__ import build_parser
-    from xrouter_lite.serve import add_arguments
+    from xrouter_lite.serve import DEFAULT_TIMEOUT_S, ROUTER_NAME
 
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    if "serve" not in sub.choices:
-        pytest.skip("the serve command is not wired into xrouter_lite/__main__.py yet")
-    mine = argparse.ArgumentParser()
-    add_arguments(mine)
-    options = lambda p: {(a.dest, a.default, a.required) for a in p._actions if a.dest != "help"}  # noqa: E731
-    assert options(sub.choices["serve"]) - {("handler", "xrouter_lite.serve:serve_command", False)} == options(mine)
+    args = build_parser().parse_args(["serve", "--router", "run", "--pool", "replay"])
+    assert (args.timeout, args.model_name) == (DEFAULT_TIMEOUT_S, ROUTER_NAME)

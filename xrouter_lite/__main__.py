@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     _data_arg(p)
     p.set_defaults(handler="xrouter_lite.live:record_command")
 
+    # `python -m xrouter_lite.serve` parses with these options too; the defaults of --timeout and --model-name
+    # repeat serve.DEFAULT_TIMEOUT_S and serve.ROUTER_NAME, since importing serve here would slow every command.
     p = sub.add_parser("serve", help="serve a trained router behind an OpenAI-compatible endpoint (localhost)")
     p.add_argument("--router", required=True,
                    help="run directory (serves artifacts/router_grpo, else artifacts/router_sft) or a checkpoint dir")

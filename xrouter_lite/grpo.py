@@ -372,7 +372,8 @@ def train_grpo(model_or_path, tokenizer, rows: Sequence[GRPORow], pool: ReplayPo
     in NF4 (QLoRA; meant for a GPU, it also runs on CPU). Checkpoints go to `checkpoint_dir` (default
     `out_dir/checkpoints`) every `settings.save_steps`; `resume_from_checkpoint` (a checkpoint dir, or True for
     the latest) continues an interrupted run from there. `grader(query, text) -> score` defaults to the replay
-    pool's (`replay_grader`).
+    pool's (`replay_grader`). The saved router.json keeps the starting checkpoint's (mode, max_turns, base,
+    source, ...), updated by `info`; without those keys the run is refused before it starts.
     """
     from datasets import Dataset
     from trl import GRPOTrainer
@@ -380,6 +381,9 @@ def train_grpo(model_or_path, tokenizer, rows: Sequence[GRPORow], pool: ReplayPo
     from xrouter_lite.modeling import pick_device
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is "experimental" in TRL 1.16
+    meta = {**inherited_info(model_or_path), **(info or {})}
+    if save:  # checked before training, so a missing key costs no run
+        check_router_info(meta)
     device = device or pick_device()[0]
     dtype = pick_device(verbose=False)[1] if device == "cuda" else torch.float32
     lora = lora_of(settings) if lora == "settings" else lora
@@ -403,7 +407,7 @@ def train_grpo(model_or_path, tokenizer, rows: Sequence[GRPORow], pool: ReplayPo
     log = log_frame(trainer.state.log_history, settings)
     log.attrs["wall_s"] = time.perf_counter() - start
     if save:
-        meta = {"stage": "grpo", "lambda": reward_cfg.lam, "seed": seed, **(info or {})}
+        meta = {**meta, "stage": "grpo", "lambda": reward_cfg.lam, "seed": seed}
         save_router(trainer.model, tokenizer, out_dir, meta, quantized=load_in_4bit)
         log.to_csv(out_dir / "grpo_log.csv", index=False)
     return log
@@ -421,6 +425,26 @@ def log_frame(log_history: list[dict], settings: GRPOSettings | None = None) -> 
     return log
 
 
+ROUTER_INFO_KEYS = {"mode", "max_turns", "base", "source"}  # what loading and serving a router need
+NOT_INHERITED = ("stage", "lambda", "seed", "sft", "adapter", "adapter_only")  # about the SFT run, not GRPO's
+
+
+def inherited_info(model_or_path) -> dict:
+    """What a GRPO router keeps of the router.json of the checkpoint it starts from (mode, base, source, ...)."""
+    path = Path(model_or_path) / "router.json" if isinstance(model_or_path, (str, os.PathLike)) else None
+    if path is None or not path.is_file():
+        return {}
+    return {k: v for k, v in json.loads(path.read_text()).items() if k not in NOT_INHERITED}
+
+
+def check_router_info(info: dict) -> None:
+    """Refuse a router.json that loading and serving could not use (wrong mode, unknown base)."""
+    missing = sorted(ROUTER_INFO_KEYS - set(info))
+    if missing:
+        raise ValueError(f"router info lacks {missing}: pass them in `info`, or start from a checkpoint whose "
+                         "router.json has them (the SFT router's, written by sft.router_info)")
+
+
 def save_router(model, tokenizer, out_dir: str | os.PathLike, info: dict, quantized: bool = False) -> Path:
     """Save a loadable router: merged weights (LoRA folded in) unless the base is 4-bit, plus tokenizer and router.json.
 
@@ -429,10 +453,10 @@ def save_router(model, tokenizer, out_dir: str | os.PathLike, info: dict, quanti
     """
     from xrouter_lite.sft import save_router as save_checkpoint
 
+    check_router_info(info)
     if hasattr(model, "peft_config") and not quantized:
         model = model.merge_and_unload()
-    meta = {"mode": "simple", "max_turns": 3, "base": "tiny", "stage": "grpo", "lambda": None,
-            "source": "zeroeval", "seed": 0, **info}
+    meta = {"stage": "grpo", **{k: v for k, v in info.items() if k not in ("adapter", "adapter_only")}}
     return save_checkpoint(model, tokenizer, out_dir, meta)  # adapters only (flagged) when the base is 4-bit
 
 

@@ -284,6 +284,26 @@ def load_router(name_or_path: str | os.PathLike = DEFAULT_HUB_ROUTER, load_in_4b
     return model, tokenizer
 
 
+def load_saved_router(path: str | os.PathLike, load_in_4bit: bool | None = None, device: str | None = None,
+                      trainable: bool = False):
+    """A router checkpoint written by `sft.save_router` (notebooks 02-03): (model, tokenizer).
+
+    A whole model loads as it is. An adapter-only checkpoint (a 4-bit Hub base cannot take merged weights)
+    loads the base its router.json names, in 4-bit when router.json says so (or `load_in_4bit`), plus the
+    saved LoRA adapter, trainable when `trainable` (to continue training it).
+    """
+    path = Path(path)
+    info_path = path / "router.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    if not (info.get("adapter") or info.get("adapter_only")):
+        return load_router(path, device=device)
+    from peft import PeftModel
+
+    four_bit = info.get("load_in_4bit", False) if load_in_4bit is None else load_in_4bit
+    base, tokenizer = load_router(info["base"], load_in_4bit=four_bit, device=device)
+    return PeftModel.from_pretrained(base, path, is_trainable=trainable), tokenizer
+
+
 def _nf4_config(compute_dtype: torch.dtype):
     """The QLoRA quantisation: NF4 weights, double-quantised constants, matmuls in `compute_dtype`."""
     from transformers import BitsAndBytesConfig

@@ -16,6 +16,7 @@ from pathlib import Path
 
 DATA_ENV = "XROUTER_LITE_DATA"  # where the recorded upstream files live (CI: ../shared/data)
 RUNS_ENV = "XROUTER_LITE_RUN_DIR"  # set by the notebook runner: where a notebook writes its artifacts
+CACHE_ENV = "XROUTER_LITE_CACHE"  # the tidy table's parquet cache and the baselines' embeddings
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,19 @@ def resolve_data_dir(path: str | os.PathLike | None = None) -> Path:
         raise FileNotFoundError(f"data directory {p} does not exist (from {'argument' if path else DATA_ENV}); "
                                 "fetch it with `python -m xrouter_lite download --data DIR`")
     return p
+
+
+def checkout_root() -> Path | None:
+    """The repository checkout we run in (the nearest folder up from here with pyproject.toml), if any."""
+    here = Path.cwd().resolve()
+    return next((p for p in (here, *here.parents) if (p / "pyproject.toml").is_file()), None)
+
+
+def resolve_cache_dir(path: str | os.PathLike | None = None) -> Path:
+    """Where the tidy table's cache lives: `path`, else $XROUTER_LITE_CACHE, else `<checkout>/.cache`, so a
+    notebook running in notebooks/ shares the cache of the command line run from the checkout."""
+    chosen = path if path not in (None, "") else os.environ.get(CACHE_ENV)
+    return Path(chosen).expanduser().resolve() if chosen else (checkout_root() or Path.cwd()) / ".cache"
 
 
 def artifacts_dir(run_dir: str | os.PathLike | None = None, profile: str = "cpu") -> Path:

@@ -39,7 +39,6 @@ actual cost. Errors are OpenAI-shaped JSON (`{"error": {"message", "type", "para
 """
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations (Request) at runtime.
-import argparse
 import asyncio
 import json
 import logging
@@ -765,29 +764,6 @@ def open_pool(pool: str, data: str | None = None, sources: Sequence[str] = ("zer
     return LivePool(load_pool_config(pool), ResponseCache(cache) if cache else None, budget=None)
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The `serve` command's options (the same lines as in xrouter_lite/__main__.py)."""
-    p.add_argument("--router", required=True,
-                   help="run directory (serves artifacts/router_grpo, else artifacts/router_sft) or a checkpoint dir")
-    p.add_argument("--pool", required=True, help="'replay' (recorded answers from --data) or a YAML live pool config")
-    p.add_argument("--data", default=None,
-                   help="replay: data directory (default: $XROUTER_LITE_DATA) or a tidy table .parquet/.csv")
-    p.add_argument("--sources", default="zeroeval", help="replay: comma-separated sources to load from --data")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--host", default="127.0.0.1", help="bind address; the server has no auth, keep it local")
-    p.add_argument("--mode", choices=["agent", "simple"], default=None, help="default: the checkpoint's router.json")
-    p.add_argument("--max-turns", type=int, default=None, help="default: the checkpoint's router.json, else 3")
-    p.add_argument("--fallback", default=None, help="model answering when the router's episode is invalid "
-                                                    "(default: the cheapest model available for the query)")
-    p.add_argument("--budget-usd", type=float, default=None, help="USD cap for the whole process (default: none)")
-    p.add_argument("--request-budget-usd", type=float, default=None, help="USD cap per request (default: none)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per request before a 504")
-    p.add_argument("--model-name", default=ROUTER_NAME, help="the name clients send as `model`")
-    p.add_argument("--max-new-tokens", type=int, default=160, help="router tokens per turn (a tool call is ~40)")
-    p.add_argument("--cache", default=None, help="live pool: SQLite response cache; repeated questions are free")
-    p.add_argument("--device", default=None, help="router device: cuda, mps or cpu (default: the best available)")
-
-
 def app_from_args(args):
     """The app the `serve` command runs: router checkpoint + router.json settings + pool."""
     checkpoint = find_router(args.router)
@@ -797,9 +773,9 @@ def app_from_args(args):
     info = router_info(checkpoint)
     pool = open_pool(args.pool, args.data, [s.strip() for s in args.sources.split(",") if s.strip()], args.cache)
     from xrouter_lite.lm_router import LMRouter  # torch loads only once the checkpoint and pool are known good
-    from xrouter_lite.modeling import load_router
+    from xrouter_lite.modeling import load_saved_router
 
-    model, tokenizer = load_router(checkpoint, device=args.device)
+    model, tokenizer = load_saved_router(checkpoint, device=args.device)  # whole, or a 4-bit base + its adapter
     print(f"router: {checkpoint} ({info.get('stage', 'unknown stage')}); pool: {type(pool).__name__} of "
           f"{len(pool.models)} models", file=sys.stderr)
     return create_app(LMRouter(model, tokenizer, max_new_tokens=args.max_new_tokens), pool,
@@ -823,10 +799,10 @@ def serve_command(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m xrouter_lite.serve ...`: the same command without the package CLI."""
-    parser = argparse.ArgumentParser(prog="python -m xrouter_lite.serve", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return serve_command(parser.parse_args(argv))
+    """`python -m xrouter_lite.serve ...`: `python -m xrouter_lite serve ...`, whose parser holds the options."""
+    from xrouter_lite.__main__ import main as cli
+
+    return cli(["serve", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -297,10 +297,11 @@ def loss_log(history: list[dict], stage: str) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- saving, and the whole warm-up in one call
 def router_info(profile: Profile, source: str = "zeroeval", stage: str = "sft") -> dict:
-    """The router.json contract of notebooks 02-05 (mode, max_turns, base, stage, lambda, source, seed)."""
+    """The router.json contract of notebooks 02-05 (mode, max_turns, base, stage, lambda, source, seed, ...)."""
     s = profile.sft
-    return {"mode": s.mode, "max_turns": 3, "base": profile.router_model, "stage": stage, "lambda": s.lam,
-            "source": source, "seed": profile.seed, "tool_result_chars": s.tool_result_chars}
+    return {"mode": s.mode, "max_turns": 3, "base": profile.router_model, "load_in_4bit": profile.load_in_4bit,
+            "stage": stage, "lambda": s.lam, "source": source, "seed": profile.seed,
+            "tool_result_chars": s.tool_result_chars}
 
 
 def save_router(model, tokenizer, path: str | os.PathLike, info: dict) -> Path:
