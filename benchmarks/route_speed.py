@@ -1,5 +1,8 @@
 """Decisions per second of the static baseline routers over the full test split (goal: >= 100,000/s).
 
+The cascade is timed too but not held to the goal: it is no static rule, since each decision calls the
+cheap model (replayed) and parses its answer, like a short episode.
+
     python benchmarks/route_speed.py --data ../shared/data            # every source's test split
     python benchmarks/route_speed.py --data ../shared/data --json --repeat 20
 
@@ -16,7 +19,8 @@ import time
 from xrouter_lite.data import add_splits, load_table
 from xrouter_lite.pool import ReplayPool
 from xrouter_lite.profiles import resolve_data_dir
-from xrouter_lite.routers import Cheapest, KeywordRule, LengthRule, Oracle, RandomRouter, SingleModel, Strongest
+from xrouter_lite.routers import (Cascade, Cheapest, KeywordRule, LengthRule, Oracle, RandomRouter, SingleModel,
+                                  Strongest)
 
 GOAL = 100_000  # decisions per second
 
@@ -47,14 +51,17 @@ def main(argv=None) -> int:
     missed = []
     for source in pool.table["source"].unique():
         train, test = pool.query_table("train", source), pool.query_table("test", source)
-        for router in static_routers(pool.models_for(source)):
+        for router in [*static_routers(pool.models_for(source)), Cascade()]:
             router.fit(train, pool)
             rate = len(test) / best_time(router, test, pool, args.repeat)
-            if rate < GOAL:
+            static = not isinstance(router, Cascade)
+            if static and rate < GOAL:
                 missed.append(f"{source}/{router.name}")
             row = {"source": source, "router": router.name, "n": len(test), "decisions_per_s": round(rate),
-                   "goal_met": rate >= GOAL}
-            print(json.dumps(row) if args.json else f"{source:<12} {router.name:<28} n={len(test):<6} {rate:>14,.0f}/s")
+                   "goal_met": rate >= GOAL if static else None}
+            note = "" if static else "  (calls the cheap model and parses its answer: not held to the goal)"
+            print(json.dumps(row) if args.json else
+                  f"{source:<12} {router.name:<28} n={len(test):<6} {rate:>14,.0f}/s{note}")
     # The keyword rule scans every prompt (one RE2 pass over the split), so its rate falls with prompt
     # length (RouterBench's few-shot prompts average ~1,500 characters); the oracle reads every model's label.
     print(json.dumps({"goal": GOAL, "missed": missed}) if args.json
