@@ -211,11 +211,9 @@ def pool_plane_figure(points: pd.DataFrame, title: str = "The model pool on the 
 
 def color_by_legendgroup(fig: go.Figure, palette: Sequence[str] | None = None) -> go.Figure:
     """One colour per legend group across every panel (the oracle in its own red); many groups get many colours."""
-    palette = list(palette or PALETTE)
-    groups = list(dict.fromkeys(t.legendgroup or t.name for t in fig.data if (t.legendgroup or t.name) != "oracle"))
+    colors = model_colors([t.legendgroup or t.name for t in fig.data], palette)
     for t in fig.data:
-        group = t.legendgroup or t.name
-        t.marker.color = KIND_STYLE["oracle"]["color"] if group == "oracle" else palette[groups.index(group) % len(palette)]
+        t.marker.color = colors[t.legendgroup or t.name]
     return fig
 
 
@@ -242,6 +240,14 @@ def sensitivity_figure(points: pd.DataFrame, title: str = "Moving one assumption
     return fig
 
 
+def setting_label(w: "WhatIf", lam: bool = True) -> str:
+    """One what-if setting in words, for titles: "λ=30, no budget, 12 models, all tasks"."""
+    parts = [f"λ={w.lam:g}"] if lam else []
+    parts.append("no budget" if w.budget is None else f"budget ${w.budget:g}/call")
+    parts.append(f"{len(w.allowed)} models")
+    parts.append("all tasks" if w.mask.all() else ", ".join(w.tasks))
+    return ", ".join(parts)
+
 
 def explorer_plane_figure(w: "WhatIf", title: str | None = None) -> go.Figure:
     """The cost-accuracy plane of one what-if setting: every router, single models, oracle, Pareto front,
@@ -256,10 +262,7 @@ def explorer_plane_figure(w: "WhatIf", title: str | None = None) -> go.Figure:
     keep = [f for f in w.hulls if f in lm or f in ("knn", "mlp", "single models")]
     hulls = {label[f]: w.hulls[f] for f in keep}
     aiq = {label[f]: w.aiq[f] for f in keep if f in w.aiq}
-    budget = "no budget" if w.budget is None else f"budget ${w.budget:g}/call"
-    tasks = "all tasks" if w.mask.all() else ", ".join(w.tasks)
-    fig = cost_accuracy_figure(points, hulls, aiq, title=title or
-                               f"Cost vs accuracy at λ={w.lam:g}, {budget}, {len(w.allowed)} models, {tasks}")
+    fig = cost_accuracy_figure(points, hulls, aiq, title=title or f"Cost vs accuracy at {setting_label(w)}")
     palette = iter(HULL_COLORS)
     for trace in fig.data:
         if trace.name.endswith(")") and " hull" in trace.name:
@@ -268,7 +271,6 @@ def explorer_plane_figure(w: "WhatIf", title: str | None = None) -> go.Figure:
             trace.line.dash = "dot" if zero else None
     fig.update_yaxes(title_text="accuracy (share of queries answered correctly)", range=[0, 1.05])
     return fig
-
 
 
 def write_figure(fig: go.Figure, path, png: bool = True) -> tuple[Path, str]:

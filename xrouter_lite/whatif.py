@@ -33,8 +33,6 @@ if TYPE_CHECKING:  # annotations only: episodes are read, never run, here
 KIND_ORDER = {"router": 0, "baseline": 1, "oracle": 2, "model": 3}
 
 
-
-
 @dataclass
 class LMPoint:
     """One LM-router checkpoint's recorded episodes on the evaluated queries, as per-query arrays.
@@ -209,17 +207,24 @@ def _columns(data: EvalData, allowed: Sequence[str] | None) -> np.ndarray:
     return cols
 
 
-def _guard(data: EvalData, rows: np.ndarray, cols: np.ndarray, budget: float | None, fallback: int) -> np.ndarray:
-    """The budget guard: a call quoted over the per-query budget is answered by the fallback model instead."""
-    if budget is None:
-        return cols
-    return np.where(data.quote[rows, cols] > budget, fallback, cols)
+def _blocked(data: EvalData, cols: np.ndarray, budget: float | None) -> np.ndarray:
+    """[n, M] True where a call may not go: a model outside the pool, or one quoted over the per-call budget."""
+    blocked = np.ones((len(data.queries), len(data.models)), dtype=bool)
+    blocked[:, cols] = False
+    if budget is not None:
+        blocked |= data.quote > budget
+    return blocked
 
 
-def _single_run(data, name, kind, family, lam, cols, budget, fallback) -> RouterRun:
-    """A one-call-per-query router's run from its model columns, after the budget guard."""
+def _guard(blocked: np.ndarray, cols: np.ndarray, fallback: int) -> np.ndarray:
+    """The guard: a call that may not go (see `_blocked`) is answered by the fallback model instead."""
+    return np.where(blocked[np.arange(len(cols)), cols], fallback, cols)
+
+
+def _single_run(data, name, kind, family, lam, cols, blocked, fallback) -> RouterRun:
+    """A one-call-per-query router's run from its model columns, after the guard."""
     rows = np.arange(len(cols))
-    cols = _guard(data, rows, np.asarray(cols, dtype=int), budget, fallback)
+    cols = _guard(blocked, np.asarray(cols, dtype=int), fallback)
     return RouterRun(name, kind, family, lam, [(int(c),) for c in cols], data.correct[rows, cols],
                      data.usd[rows, cols], np.ones(len(cols), dtype=bool))
 
@@ -233,23 +238,19 @@ def _learned_cols(data: EvalData, name: str, lam: float, cols: np.ndarray) -> np
     return cols[np.argmax(p * K_REWARD - lam * cost - 1e-9 * cost / scale, axis=1)]
 
 
-def _oracle_cols(data: EvalData, cols: np.ndarray, budget: float | None, fallback: int) -> np.ndarray:
+def _oracle_cols(data: EvalData, blocked: np.ndarray, fallback: int) -> np.ndarray:
     """Per query the cheapest correct model among those the guard lets through (else the cheapest of them)."""
     from xrouter_lite.metrics import oracle_outcomes
 
-    n = len(data.queries)
-    ok = np.zeros((n, len(data.models)), dtype=bool)
-    ok[:, cols] = True
-    if budget is not None:
-        ok &= data.quote <= budget
-        ok[~ok.any(axis=1), fallback] = True  # nothing within budget: the fallback answers, as for every router
+    ok = ~blocked
+    ok[~ok.any(axis=1), fallback] = True  # nothing within budget: the fallback answers, as for every router
     correct = np.where(ok, data.correct, 0.0)
     usd = np.where(ok, data.usd, np.inf)  # never pick a model outside the pool or the budget
     choice, _, _ = oracle_outcomes(correct, usd)
     return choice
 
 
-def _lm_run(data: EvalData, point: LMPoint, ok_model: np.ndarray, budget: float | None, fallback: int) -> RouterRun:
+def _lm_run(data: EvalData, point: LMPoint, blocked: np.ndarray, fallback: int) -> RouterRun:
     """An LM router's recorded episodes replayed: calls to excluded or over-budget models go to the fallback."""
     n = len(point.calls)
     score, usd, remapped = point.score.copy(), np.zeros(n), np.zeros(n, dtype=bool)
@@ -257,16 +258,15 @@ def _lm_run(data: EvalData, point: LMPoint, ok_model: np.ndarray, budget: float 
     for i in range(n):
         new, cost = [], 0.0
         for c, paid in zip(point.calls[i], point.call_usd[i]):
-            swap = not ok_model[c] or (budget is not None and data.quote[i, c] > budget)
+            swap = blocked[i, c]
             new.append(fallback if swap else c)
             cost += data.usd[i, fallback] if swap else paid
             remapped[i] |= swap
         calls.append(tuple(new))
         usd[i] = cost
         f = point.final[i]
-        if f >= 0 and point.valid[i]:
-            swap = not ok_model[f] or (budget is not None and data.quote[i, f] > budget)
-            score[i] = data.correct[i, fallback] if swap else point.score[i]
+        if f >= 0 and point.valid[i] and blocked[i, f]:
+            score[i] = data.correct[i, fallback]
     score[~point.valid] = 0.0
     return RouterRun(point.name, "router", point.family, point.lam, calls, score, usd, point.valid.copy(), remapped)
 
@@ -285,16 +285,13 @@ def route_all(data: EvalData, lam: float, budget: float | None = None,
     n, names = len(data.queries), data.models
     fallback = int(cols[np.argmin(data.train_usd[cols])])
     cheapest, strongest = fallback, int(cols[np.argmax(data.train_acc[cols])])
+    blocked = _blocked(data, cols, budget)
     lam_f = float(lam)
-    runs: dict[str, RouterRun] = {}
-    for point in data.lm:
-        ok_model = np.zeros(len(names), dtype=bool)
-        ok_model[cols] = True
-        runs[point.name] = _lm_run(data, point, ok_model, budget, fallback)
+    runs: dict[str, RouterRun] = {point.name: _lm_run(data, point, blocked, fallback) for point in data.lm}
 
     def single(name, kind, family, c):
         runs[name] = _single_run(data, name, kind, family, lam_f if kind == "baseline" else None,
-                                 c, budget, fallback)
+                                 c, blocked, fallback)
 
     best_fixed = int(cols[np.argmax(data.train_acc[cols] * K_REWARD - lam_f * data.train_usd[cols])])
     single("best model at λ", "baseline", "best model at λ", np.full(n, best_fixed))
@@ -303,10 +300,10 @@ def route_all(data: EvalData, lam: float, budget: float | None = None,
     single("random", "baseline", "random", cols[np.random.default_rng(data.seed).integers(len(cols), size=n)])
     single("keywords", "baseline", "keywords", np.where(data.hard_keywords, strongest, cheapest))
     single("length", "baseline", "length", np.where(data.hard_length, strongest, cheapest))
-    runs["cascade"] = _cascade_run(data, cheapest, strongest, budget, fallback, lam_f)
+    runs["cascade"] = _cascade_run(data, cheapest, strongest, blocked, fallback, lam_f)
     for name in data.p_correct:
         single(name, "baseline", name, _learned_cols(data, name, lam_f, cols))
-    orc = _oracle_cols(data, cols, budget, fallback)
+    orc = _oracle_cols(data, blocked, fallback)
     runs["oracle"] = RouterRun("oracle", "oracle", "oracle", None, [(int(c),) for c in orc],
                                data.correct[np.arange(n), orc], data.usd[np.arange(n), orc], np.ones(n, dtype=bool))
     for c in cols:
@@ -314,7 +311,7 @@ def route_all(data: EvalData, lam: float, budget: float | None = None,
     return runs
 
 
-def _cascade_run(data, cheap, strong, budget, fallback, lam) -> RouterRun:
+def _cascade_run(data, cheap, strong, blocked, fallback, lam) -> RouterRun:
     """Cheapest model first; the strongest too when the first answer does not parse (both are paid)."""
     chain = list(dict.fromkeys([cheap, strong]))
     n = len(data.queries)
@@ -322,7 +319,7 @@ def _cascade_run(data, cheap, strong, budget, fallback, lam) -> RouterRun:
     for i in range(n):
         called = []
         for c in chain:
-            c = fallback if budget is not None and data.quote[i, c] > budget else c
+            c = fallback if blocked[i, c] else c
             called.append(c)
             usd[i] += data.usd[i, c]
             if data.answered[i, c]:
@@ -363,10 +360,11 @@ def _family_points(data: EvalData, runs: dict[str, RouterRun], mask: np.ndarray,
         fams.setdefault(run.family, []).append((float(run.usd[mask].mean()), float(run.score[mask].mean())))
     cols = _columns(data, allowed)
     fallback = int(cols[np.argmin(data.train_usd[cols])])
+    blocked = _blocked(data, cols, budget)
     rows = np.arange(len(data.queries))
     for name, grid in data.lam_grids.items():
         for lam in grid:
-            c = _guard(data, rows, _learned_cols(data, name, float(lam), cols), budget, fallback)
+            c = _guard(blocked, _learned_cols(data, name, float(lam), cols), fallback)
             fams[name].append((float(data.usd[rows, c][mask].mean()), float(data.correct[rows, c][mask].mean())))
     return fams
 
@@ -495,7 +493,6 @@ def trace_html(data: EvalData, w: WhatIf, index: int, routers: Sequence[str] | N
     return "\n".join(parts) + "</div>"
 
 
-
 # ---------------------------------------------------------------- the headline table
 def headline_table(w: WhatIf, singles: Sequence[str] | None = None) -> pd.DataFrame:
     """Per router: accuracy, USD per query, cost saved against the most accurate single model, AIQ, reward.
@@ -515,23 +512,23 @@ def headline_table(w: WhatIf, singles: Sequence[str] | None = None) -> pd.DataFr
     return keep[[c for c in cols if c in keep]].rename(columns=cols).reset_index(drop=True)
 
 
+def column_format(col: str, digits: int = 3) -> str:
+    """How the headline table prints a number column: USD to 6 decimals, savings in percent, λ as it is."""
+    return "{:.6f}" if "USD" in col else "{:.0%}" if "saved" in col else "{:g}" if col == "λ" else f"{{:.{digits}f}}"
+
+
 def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
     """A pandas frame as a GitHub markdown table (no extra dependency); None/NaN print as 'not reached'/''."""
     def cell(col, v):
         if v is None or (isinstance(v, float) and np.isnan(v)):
             return "not reached" if "saved at" in col else ""
         if isinstance(v, float):
-            if "USD" in col:
-                return f"{v:.6f}"
-            if "saved" in col:
-                return f"{v:.0%}"
-            return f"{v:g}" if col == "λ" else f"{v:.{digits}f}"
+            return column_format(col, digits).format(v)
         return str(v).replace("|", "\\|")
 
     head = "| " + " | ".join(df.columns) + " |\n|" + "|".join("---" for _ in df.columns) + "|\n"
     return head + "".join("| " + " | ".join(cell(c, v) for c, v in zip(df.columns, row)) + " |\n"
                           for row in df.itertuples(index=False))
-
 
 
 def write_headline(head: pd.DataFrame, plane: "go.Figure", artifacts, note: str = "", png: bool = True) -> list[str]:

@@ -21,8 +21,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from xrouter_lite.explore import explorer_plane_figure, model_share_figure, per_task_figure, reward_vs_lambda_figure
-from xrouter_lite.whatif import (EvalData, WhatIf, default_routers, headline_table, per_task_table,
+from xrouter_lite.explore import (explorer_plane_figure, model_share_figure, per_task_figure, reward_vs_lambda_figure,
+                                  setting_label)
+from xrouter_lite.whatif import (EvalData, WhatIf, column_format, default_routers, headline_table, per_task_table,
                                  reward_lambda_table, share_table, trace_html, what_if)
 
 LAMBDA_LOG10 = (-1.0, 4.0)  # the lambda slider spans 0.1 .. 10,000 reward points per USD (log scale)
@@ -47,7 +48,7 @@ def explorer_view(data: EvalData, lam: float, budget: float | None = None, allow
     shown = default_routers(w)
     if reward_table is None:
         reward_table = reward_curve(data, budget, allowed, tasks)
-    where = _setting_label(w)
+    where = setting_label(w)
     figures = {
         "plane": explorer_plane_figure(w),
         "per_task": per_task_figure(per_task_table(data, w, shown),
@@ -55,7 +56,7 @@ def explorer_view(data: EvalData, lam: float, budget: float | None = None, allow
         "share": model_share_figure(share_table(data, w, shown),
                                     title=f"Where the calls go: share of calls per model, per router and task ({where})"),
         "reward": reward_vs_lambda_figure(reward_table[reward_table["router"].isin(shown)],
-                                          title=f"Mean reward against λ ({_setting_label(w, lam=False)})", mark=lam),
+                                          title=f"Mean reward against λ ({setting_label(w, lam=False)})", mark=lam),
     }
     return ExplorerView(w, figures, headline_table(w))
 
@@ -66,18 +67,9 @@ def reward_curve(data: EvalData, budget: float | None = None, allowed: Sequence[
     return reward_lambda_table(data, REWARD_CURVE_LAMBDAS, budget, allowed, tasks)
 
 
-def _setting_label(w: WhatIf, lam: bool = True) -> str:
-    parts = [f"λ={w.lam:g}"] if lam else []
-    parts.append("no budget" if w.budget is None else f"budget ${w.budget:g}/call")
-    parts.append(f"{len(w.allowed)} models")
-    parts.append("all tasks" if w.mask.all() else "+".join(w.tasks))
-    return ", ".join(parts)
-
-
 def styled(head: pd.DataFrame):
     """The headline table for display: USD to 6 decimals, savings in percent, 'not reached' where none."""
-    fmt = {c: "{:.6f}" if "USD" in c else "{:.0%}" if "saved" in c else "{:g}" if c == "λ" else "{:.3f}"
-           for c in head.columns if c not in ("router", "kind")}
+    fmt = {c: column_format(c) for c in head.columns if c not in ("router", "kind")}
     return head.style.format(fmt, na_rep="not reached").hide(axis="index")
 
 
