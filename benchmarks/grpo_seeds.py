@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     from xrouter_lite.data import add_splits, load_table
-    from xrouter_lite.evaluation import evaluate_lm_router
-    from xrouter_lite.grpo import train_grpo, training_rows
+    from xrouter_lite.evaluation import evaluate_lm_router, query_frame, spread
+    from xrouter_lite.grpo import gains_over_sft, train_grpo, training_rows, zero_variance_share
     from xrouter_lite.metrics import hull_value
     from xrouter_lite.modeling import load_saved_router
     from xrouter_lite.pool import ReplayPool
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     pool = ReplayPool(table)
     models = pool.models_for(args.source)
     train_queries = pool.queries(split="train", source=args.source)
-    val = pool.queries(split="validation", source=args.source)[:args.eval_queries or settings.eval_queries]
+    val = spread(pool.queries(split="validation", source=args.source), args.eval_queries or settings.eval_queries)
     args.out.mkdir(parents=True, exist_ok=True)
 
     sft_dir = args.sft
@@ -92,10 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     t = time.perf_counter()
     sft_row = evaluate(sft_dir, "sft router")
-    train_df = pool.query_table(split="train", source=args.source)
-    val_df = pool.query_table(split="validation", source=args.source).set_index("query_id").loc[
-        [q.id for q in val]].reset_index()
-    baselines = evaluate_all(models + ["knn"], train_df, val_df, pool, settings.lam)
+    baselines = evaluate_all(models + ["knn"], query_frame(pool, train_queries), query_frame(pool, val), pool,
+                             settings.lam)
     zero = next(r["hull"] for r in baselines if r.get("router") == "zero")
     best = next(r for r in baselines if "reference" in r)
     fixed = [sft_row] + [r for r in baselines if "accuracy" in r and "router" in r]
@@ -108,18 +106,16 @@ def main(argv: list[str] | None = None) -> dict:
         rows, stats = training_rows(pool, train_queries, settings, seed=seed)
         out = args.out / f"router_grpo_seed{seed}"
         t = time.perf_counter()
+        # mode, max_turns and base carry over from the SFT router's router.json
         log = train_grpo(str(sft_dir), None, rows, pool, out, settings, seed=seed, progress=False,
-                         info={"mode": mode, "max_turns": sft_info.get("max_turns", 3), "base": sft_info["base"],
-                               "source": args.source, "tool_result_chars": settings.max_tool_chars})
+                         info={"source": args.source, "tool_result_chars": settings.max_tool_chars})
         wall = time.perf_counter() - t
         completions = settings.prompts_per_step * settings.num_generations * len(log)
         row = evaluate(out, f"grpo seed {seed}")
-        gains = {"reward_above_sft": row["mean_reward"] > sft_row["mean_reward"],
-                 "above_zero_hull": row["accuracy"] > hull_value(zero, row["usd_per_query"]) + 1e-9,
-                 "cheaper_than_most_accurate": row["usd_per_query"] < best["usd_per_query"]}
+        gains = gains_over_sft(row, sft_row, zero, best)
         speed = {"train_s": round(wall, 1), "steps_per_s": round(len(log) / wall, 4),
                  "completions_per_s": round(completions / wall, 2), "peak_rss_mb": round(peak_rss_mb()),
-                 "zero_variance_share": float(log["frac_reward_zero_std"].mean()),
+                 "zero_variance_share": zero_variance_share(log),
                  "train_reward_first_quarter": float(log["reward"].head(max(len(log) // 4, 1)).mean()),
                  "train_reward_last_quarter": float(log["reward"].tail(max(len(log) // 4, 1)).mean())}
         results["seeds"].append({"seed": seed, "grpo": row, "gains": gains, "speed": speed, "rows": stats})

@@ -25,5 +25,6 @@ def data_dir() -> Path:
 def real_table(data_dir) -> pd.DataFrame:
     """The full tidy table from the recorded data: built once (~1-2 min on 2 cores), then read from the cache."""
     from xrouter_lite.data import load_table
+    from xrouter_lite.profiles import resolve_cache_dir
 
-    return load_table(data_dir, cache_dir=os.environ.get("XROUTER_LITE_CACHE") or REPO / ".cache", progress=False)
+    return load_table(data_dir, cache_dir=resolve_cache_dir(), progress=False)

@@ -123,6 +123,15 @@ def test_outcomes_is_a_vectorised_lookup(pool):
         pool.outcomes(["zeroeval/gsm/1", "zeroeval/gsm/2"], [MINI])
 
 
+def test_subpool_outcomes_split_one_lookup_per_query(pool):
+    (c1, u1), (c2, u2) = pool.subpool_outcomes(["zeroeval/gsm/1", "zeroeval/gsm/2"], [[MINI, O1], [MINI]])
+    assert c1.tolist() == [1.0, 0.0] and u1.tolist() == pytest.approx([4.5e-5, 1.5e-3])
+    assert c2.tolist() == [1.0] and u2.tolist() == pytest.approx([4.2e-5])
+    assert pool.subpool_outcomes([], []) == []
+    with pytest.raises(PoolError, match="no recorded answer to query 'zeroeval/gsm/2'"):
+        pool.subpool_outcomes(["zeroeval/gsm/2"], [[MINI, O1]])
+
+
 def test_records_queries_and_models(pool):
     assert pool.records("zeroeval/gsm/1") == {MINI: "4", O1: "5"}
     assert pool.response_scores("zeroeval/gsm/1") == {"4": 1.0, "5": 0.0}

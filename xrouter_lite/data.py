@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from xrouter_lite.profiles import resolve_cache_dir
+
 log = logging.getLogger(__name__)
 
 SOURCES = ("zeroeval", "mmlu-pro", "routerbench")
@@ -41,7 +43,7 @@ COLUMNS = ["query_id", "source", "task", "category", "question", "gold", "model"
            "correct", "in_tokens", "out_tokens", "usd"]
 STR_COLUMNS = ["query_id", "source", "task", "category", "question", "model", "response"]
 ZEROEVAL_TASKS = ("gsm", "math-l5", "crux")
-DEFAULT_CACHE = os.environ.get("XROUTER_LITE_CACHE", ".cache")  # same convention as routers.py
+DEFAULT_CACHE = str(resolve_cache_dir())  # $XROUTER_LITE_CACHE, else <checkout>/.cache (as routers.EMBED_CACHE)
 GRADE_WORKERS = 2  # processes that grade and count tokens; the CI machine has 2 cores
 PARALLEL_MIN_ROWS = 4000  # below this a process pool costs more than it saves
 CHUNK_ROWS = 2000  # rows per worker task: small enough for a smooth progress bar

@@ -30,12 +30,6 @@ from xrouter_lite.protocol import MAX_TOOL_RESULT_CHARS, parse_turn
 from xrouter_lite.reward import RewardConfig
 
 
-def source_models(pool: Pool, query: Query) -> list[str]:
-    """The models of the query's source (a replay pool of several sources), else the whole pool."""
-    by_source = getattr(pool, "models_for", None)
-    return list(by_source(query.source)) if by_source is not None else list(pool.model_ids)
-
-
 def spread(queries: Sequence[Query], n: int | None) -> list[Query]:
     """`n` queries evenly spaced over `queries` (all when n is None or too big): each task keeps its share.
 
@@ -46,11 +40,16 @@ def spread(queries: Sequence[Query], n: int | None) -> list[Query]:
     return [queries[i] for i in np.linspace(0, len(queries) - 1, n).round().astype(int)]
 
 
+def query_frame(pool: Pool, queries: Sequence[Query]):
+    """The `query_table` rows of these queries, in their order: what the table-based baselines fit and route."""
+    return pool.query_table().set_index("query_id").loc[[q.id for q in queries]].reset_index()
+
+
 def sampled_subpools(pool: Pool, queries: Sequence[Query], seed: int = 0, min_size: int = 2,
                      max_size: int | None = None) -> dict[str, list[str]]:
     """{query id: a random sub-pool of its source's models}, the same for a given seed (format checks)."""
     rng = np.random.default_rng(seed)
-    return {q.id: sample_subpool(source_models(pool, q), rng, min_size=min_size, max_size=max_size)
+    return {q.id: sample_subpool(pool.models_for(q.source), rng, min_size=min_size, max_size=max_size)
             for q in queries}
 
 
@@ -103,7 +102,7 @@ def evaluate_lm_router(model, tokenizer, pool: Pool, queries: Sequence[Query], m
 
     router = LMRouter(model, tokenizer, max_new_tokens=max_new_tokens, max_batch=workers, guided=guided)
     if allowed is None:
-        allowed = lambda q: source_models(pool, q)  # noqa: E731
+        allowed = lambda q: pool.models_for(q.source)  # noqa: E731
     elif isinstance(allowed, dict):
         allowed = lambda q, sub=allowed: sub[q.id]  # noqa: E731
     # RouterBench has no gold answer: a verbatim model answer earns that record's score
@@ -112,6 +111,6 @@ def evaluate_lm_router(model, tokenizer, pool: Pool, queries: Sequence[Query], m
     episodes = run_episodes(router, list(queries), pool, allowed=allowed, pool_records=records or None,
                             progress=progress, workers=workers, mode=mode, max_turns=max_turns, reward_cfg=cfg,
                             max_tool_chars=tool_result_chars or MAX_TOOL_RESULT_CHARS)
-    models = source_models(pool, queries[0]) if queries else None
+    models = pool.models_for(queries[0].source) if queries else None
     row = episode_row(episodes, name, cfg.lam, models, c_max) | {"mode": mode, "guided": guided} | format_stats(episodes)
     return episodes, row

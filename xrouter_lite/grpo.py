@@ -28,7 +28,7 @@ import math
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -79,21 +79,16 @@ def training_rows(pool: ReplayPool, queries: Sequence[Query], settings: GRPOSett
     if settings.max_train_queries is not None and len(queries) > settings.max_train_queries:
         keep = np.sort(rng.choice(len(queries), settings.max_train_queries, replace=False))
         queries = [queries[i] for i in keep]
-    models_by_source: dict[str, list[str]] = {}
     candidates = []
     for q in queries:
-        models = models_by_source.setdefault(q.source, pool.models_for(q.source))
+        models = pool.models_for(q.source)
         for j in range(settings.pools_per_query):
             allowed = sample_subpool(models, rng, min_size=min(settings.min_pool, len(models)),
                                      max_size=settings.max_pool)
             mode = "agent" if rng.random() < settings.agent_share else "simple"
             candidates.append(GRPORow(f"{q.id}#{j}", q, tuple(allowed), mode))
-    ids = [r.query.id for r in candidates for _ in r.allowed]
-    correct, _ = pool.outcomes(ids, [m for r in candidates for m in r.allowed])
-    can_vary, at = [], 0
-    for r in candidates:
-        can_vary.append(bool((correct[at:at + len(r.allowed)] > 0).any()))
-        at += len(r.allowed)
+    outcomes = pool.subpool_outcomes([r.query.id for r in candidates], [r.allowed for r in candidates])
+    can_vary = [bool((correct > 0).any()) for correct, _ in outcomes]
     rows = [r for r, ok in zip(candidates, can_vary) if ok or not drop]
     modes = Counter(r.mode for r in rows)
     stats = {"queries": len(queries), "candidates": len(candidates), "constant": len(candidates) - sum(can_vary),
@@ -465,6 +460,14 @@ def zero_variance_share(log: pd.DataFrame) -> float:
     return float(log["frac_reward_zero_std"].mean()) if "frac_reward_zero_std" in log else math.nan
 
 
-def with_lambda(settings: GRPOSettings, lam: float, steps: int | None = None) -> GRPOSettings:
-    """The settings at another lambda (and optionally another step count), for a lambda sweep."""
-    return replace(settings, lam=lam, steps=steps or settings.steps)
+def gains_over_sft(row: dict, sft_row: dict, zero_hull, most_accurate: dict) -> dict[str, bool]:
+    """Whether a GRPO router's evaluation row shows the gains RL should bring (notebook 03, the seeds benchmark).
+
+    Its mean reward above the SFT router's; its (cost, accuracy) point above the zero router's hull (what
+    query-blind mixing of single models reaches at that cost); cheaper than the most accurate single model.
+    """
+    from xrouter_lite.metrics import hull_value
+
+    return {"reward_above_sft": row["mean_reward"] > sft_row["mean_reward"],
+            "above_zero_hull": row["accuracy"] > hull_value(zero_hull, row["usd_per_query"]) + 1e-9,
+            "cheaper_than_most_accurate": row["usd_per_query"] < most_accurate["usd_per_query"]}

@@ -88,6 +88,10 @@ class Pool(ABC):
     def model_ids(self) -> list[str]:
         return [m.id for m in self.models]
 
+    def models_for(self, source: str) -> list[str]:
+        """The models that answer queries of `source`: all of them, unless the pool records sources apart."""
+        return self.model_ids
+
     @abstractmethod
     def call(self, model: str, query: Query, system_prompt: str | None = None,
              temperature: float | None = None) -> Answer:
@@ -242,6 +246,16 @@ class ReplayPool(Pool):
             raise ValueError(f"{len(ids)} query ids but {len(models)} models")
         rows = self._rows(ids, models)
         return self._correct[rows], self._usd[rows]
+
+    def subpool_outcomes(self, query_ids, subpools) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(correct, usd) of each query's own sub-pool, in its order: one vectorised lookup for every pair."""
+        sizes = [len(s) for s in subpools]
+        if not sizes:
+            return []
+        correct, usd = self.outcomes(np.repeat(np.asarray(query_ids, dtype=object), sizes),
+                                     [m for s in subpools for m in s])
+        cuts = np.cumsum(sizes)[:-1]
+        return list(zip(np.split(correct, cuts), np.split(usd, cuts)))
 
     def outcome_matrix(self, query_ids, models) -> tuple[np.ndarray, np.ndarray]:
         """(correct, usd), each [n_queries, n_models]: one index lookup per query and per model, not per pair."""

@@ -40,17 +40,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from xrouter_lite import metrics as M
+from xrouter_lite.profiles import resolve_cache_dir
 
-EMBED_CACHE = Path(os.environ.get("XROUTER_LITE_CACHE", ".cache")) / "embeddings"
+EMBED_CACHE = resolve_cache_dir() / "embeddings"  # beside the tidy table's cache
 K_REWARD = 1.0  # the reward's K: what a correct answer is worth in the router's utility P*K - lam*cost
 
 
 # ---------------------------------------------------------------- pool lookups
 def source_models(pool, queries: pd.DataFrame) -> list[str]:
     """The pool models that answered the queries' source (a multi-source pool holds several model sets)."""
-    by_source = getattr(pool, "models_for", None)
-    if by_source is not None and "source" in queries and queries["source"].nunique() == 1:
-        return list(by_source(queries["source"].iloc[0]))
+    if "source" in queries and queries["source"].nunique() == 1:
+        return list(pool.models_for(queries["source"].iloc[0]))
     return list(pool.model_ids)
 
 

@@ -12,7 +12,7 @@ The pieces, as notebook 02 runs them one cell at a time:
 - `traces.build_traces`: one conversation per train query, labelled with the sub-pool's hindsight oracle.
 - `train_sft(model, tok, traces, out_dir, settings, lora=None)`: one SFT stage with TRL's `SFTTrainer`,
   loss on the assistant turns only; returns the loss log.
-- `save_router(model, tok, path, info)`: the checkpoint `load_router(path)` loads, plus `router.json`.
+- `save_router(model, tok, path, info)`: the checkpoint `modeling.load_saved_router(path)` loads, plus `router.json`.
 
 Why two stages for the tiny model: its weights start random, and LoRA only learns a low-rank change of
 frozen weights, which cannot turn noise into a language model. So a full-parameter stage teaches the protocol
@@ -76,16 +76,19 @@ def render_trace(trace: dict, max_chars: int = 240) -> str:
 
 
 # ---------------------------------------------------------------- the base model
+def models_of(pool: ReplayPool, queries: Sequence[Query]) -> list[str]:
+    """Every model of the queries' sources, once each, in pool order."""
+    return list(dict.fromkeys(m for source in dict.fromkeys(q.source for q in queries) for m in pool.models_for(source)))
+
+
 def tiny_router_texts(pool: ReplayPool, queries: Sequence[Query], n_traces: int = TOKENIZER_TRACES, seed: int = 0,
                       tool_result_chars: int = 300) -> list[str]:
     """The tiny tokenizer's corpus: train queries, the pool's tool schemas and rendered traces; never a test query."""
     from transformers.utils.chat_template_utils import render_jinja_template
 
     _check_no_test(queries)  # raises: a tokenizer fitted on test questions would already have seen them
-    texts = [q.text for q in queries]
-    for source in dict.fromkeys(q.source for q in queries):
-        specs = [pool.spec(m) for m in pool.models_for(source)]
-        texts += [json.dumps(t, ensure_ascii=False) for t in tool_schemas(specs, "agent")]
+    specs = [pool.spec(m) for m in models_of(pool, queries)]
+    texts = [q.text for q in queries] + [json.dumps(t, ensure_ascii=False) for t in tool_schemas(specs, "agent")]
     template = qwen25_chat_template()
     for trace in build_traces(pool, list(queries)[:n_traces], seed=seed, tool_result_chars=tool_result_chars):
         rendered, _ = render_jinja_template([trace["messages"]], tools=trace["tools"], chat_template=template)
@@ -130,8 +133,7 @@ def build_or_load_base(profile: Profile, artifacts: str | os.PathLike, pool: Rep
 
 def tool_names(pool: ReplayPool, queries: Sequence[Query]) -> list[str]:
     """The tool names the router can call for these queries' sources, plus `select_response`."""
-    names = [pool.spec(m).tool for source in dict.fromkeys(q.source for q in queries) for m in pool.models_for(source)]
-    return list(dict.fromkeys(names)) + [SELECT]
+    return [pool.spec(m).tool for m in models_of(pool, queries)] + [SELECT]
 
 
 def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 3) -> dict[str, list[str]]:
@@ -143,7 +145,7 @@ def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 
     """
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    models = list(dict.fromkeys(m for source in dict.fromkeys(q.source for q in queries) for m in pool.models_for(source)))
+    models = models_of(pool, queries)
     lines = [json.dumps(tool_schemas([pool.spec(m)], "simple")[0], ensure_ascii=False) for m in models]
     opening = '{"type": "function", "function": {"name": "'  # how tool_schemas' JSON starts, before the name
     assert all(line.startswith(opening + pool.spec(m).tool + '"') for m, line in zip(models, lines)), opening
@@ -225,7 +227,6 @@ def sft_dataset(traces: Sequence[dict]):
 def sft_config(out_dir: str | os.PathLike, settings: SFTSettings, steps: int, lr: float, seed: int = 0,
                progress: bool = True, assistant_only: bool = True):
     """TRL's SFTConfig for one stage: assistant-only loss; fp32 on CPU, bf16/fp16 mixed precision on CUDA."""
-    import torch
     from trl import SFTConfig
 
     device, dtype = pick_device(verbose=False)
@@ -305,7 +306,7 @@ def router_info(profile: Profile, source: str = "zeroeval", stage: str = "sft") 
 
 
 def save_router(model, tokenizer, path: str | os.PathLike, info: dict) -> Path:
-    """Save a router checkpoint `load_router(path)` loads, with its router.json.
+    """Save a router checkpoint `modeling.load_saved_router(path)` loads, with its router.json.
 
     A plain (or merged) model is saved whole; a model that still has adapters (a 4-bit Hub base, which
     cannot take merged weights) saves the adapters, and router.json names the base they apply to.
@@ -314,7 +315,7 @@ def save_router(model, tokenizer, path: str | os.PathLike, info: dict) -> Path:
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    if isinstance(model, PeftModel):  # notebooks 03-05 load base + adapter when they see these keys
+    if isinstance(model, PeftModel):  # load_saved_router loads base + adapter when it sees these keys
         info = {**info, "adapter": True, "adapter_only": True}
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)

@@ -72,27 +72,22 @@ def build_traces(pool: ReplayPool, queries: Sequence[Query], seed: int = 0, agen
     """One SFT example per query: {"messages", "tools", "query_id", "mode", "label", "allowed"}.
 
     `tool_result_chars` clips the model answer an agent trace shows the router; use the same clip when
-    evaluating (`evaluation.clip_tool_results`), so the router reads answers as long as it was trained on.
+    evaluating (`evaluate_lm_router(tool_result_chars=...)`), so the router reads answers as long as it was
+    trained on.
     """
     _check_no_test(queries)
     rng = np.random.default_rng(seed)
     acc = task_accuracy(pool, queries)
-    models_by_source = {s: pool.models_for(s) for s in dict.fromkeys(q.source for q in queries)}
     draws = []  # (sub-pool, mode) per query, drawn in query order so a seed always gives the same traces
     for q in queries:
-        source_models = models_by_source[q.source]
+        source_models = pool.models_for(q.source)
         allowed = sample_subpool(source_models, rng, min_size=min(min_pool, len(source_models)), max_size=max_pool)
         draws.append((allowed, "agent" if rng.random() < agent_share else "simple"))
-    # one vectorised lookup of every (query, model) pair instead of one per query
-    ids = [q.id for q, (allowed, _) in zip(queries, draws) for _ in allowed]
-    correct, usd = pool.outcomes(ids, [m for allowed, _ in draws for m in allowed])
-    traces, start = [], 0
-    for q, (allowed, mode) in zip(queries, draws):
-        end = start + len(allowed)
-        label = oracle_label(correct[start:end], usd[start:end], allowed,
-                             [acc.get((q.task, m), 0.0) for m in allowed])
+    outcomes = pool.subpool_outcomes([q.id for q in queries], [allowed for allowed, _ in draws])
+    traces = []
+    for q, (allowed, mode), (correct, usd) in zip(queries, draws, outcomes):
+        label = oracle_label(correct, usd, allowed, [acc.get((q.task, m), 0.0) for m in allowed])
         traces.append(make_trace(pool, q, allowed, label, mode, max_turns, tool_result_chars))
-        start = end
     return traces
 
 
