@@ -315,7 +315,7 @@ def grpo_config(settings: GRPOSettings, out_dir: str | os.PathLike, device: str 
     return GRPOConfig(
         output_dir=str(out_dir), report_to="none", logging_steps=1, seed=seed, disable_tqdm=not progress,
         use_cpu=cpu, bf16=not cpu and dtype == torch.bfloat16, fp16=not cpu and dtype == torch.float16,
-        gradient_checkpointing=not cpu and settings.gradient_checkpointing,  # saves VRAM; ~4x slower on a CPU
+        activation_checkpointing=not cpu and settings.gradient_checkpointing,  # saves VRAM; ~4x slower on a CPU
         max_steps=settings.steps, learning_rate=settings.learning_rate, lr_scheduler_type="constant",
         warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
         per_device_train_batch_size=micro, gradient_accumulation_steps=completions // micro,

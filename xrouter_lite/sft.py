@@ -241,7 +241,7 @@ def sft_config(out_dir: str | os.PathLike, settings: SFTSettings, steps: int, lr
         use_cpu=device == "cpu",
         bf16=cuda and dtype == torch.bfloat16, fp16=cuda and dtype == torch.float16,  # CPU: fp32 (faster there)
         # Checkpointing trades compute for memory: worth it for a 1.5B model on a GPU, ~4x slower on a CPU.
-        gradient_checkpointing=cuda, activation_checkpointing=False,
+        activation_checkpointing=cuda,  # transformers' name; `gradient_checkpointing` is its deprecated alias
         logging_steps=max(1, steps // 40), disable_tqdm=not progress,
         save_strategy="steps" if settings.save_steps else "no", save_steps=settings.save_steps or 500,
         dataloader_num_workers=0,
