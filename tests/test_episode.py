@@ -95,7 +95,7 @@ def test_simple_mode_call_is_final():
 def test_select_returns_the_full_answer_and_pays_for_every_call():
     ep = play(script(calls("cheap-1", "big-3"), select("big-3")))
     assert ep.ending == "selected" and ep.final.startswith("The answer is 4") and len(ep.final) > 10_000
-    assert "more chars]" in ep.messages[4]["content"]  # the router read a clipped copy
+    assert ep.messages[4]["content"].startswith("call_big_3 answered:\n[...]!!!")  # the router read a clipped copy
     assert ep.usd == pytest.approx(0.0101) and ep.reward == pytest.approx(1 - 3 * 0.0101)
     assert [(c.model, c.turn) for c in ep.calls] == [("cheap-1", 1), ("big-3", 1)]
 
@@ -335,7 +335,7 @@ def test_render_is_a_readable_trace():
     lines = text.splitlines()
     assert lines[0] == "episode demo/add/1 · agent · pool: cheap-1, mid.2, big-3"
     assert lines[1] == "[user] What is 2+2?"
-    assert lines[2].startswith("[router 1] <tool_call>") and "[call_big_3] The answer is 4!!" in text
+    assert lines[2].startswith("[router 1] <tool_call>") and "[call_big_3] [...]!!" in text
     assert "(+" in text  # long messages clipped
     assert lines[-1].startswith("=> selected · score 1 · $0.010100 over 2 call(s) · reward 0.9697")
     assert "cost-aware router" not in text and "cost-aware router" in ep.render(system=True)
@@ -388,7 +388,7 @@ def test_stepper_stop_ends_invalid_and_scores_zero():
 def test_max_tool_chars_clips_what_the_router_reads_not_what_select_returns():
     ep = play(script(calls("big-3"), select("big-3")), max_tool_chars=20)
     shown = ep.messages[3]["content"]
-    assert shown.startswith("call_big_3 answered:\nThe answer is 4!!!!!") and "[... " in shown and len(shown) < 80
+    assert shown == "call_big_3 answered:\n[...]" + "!" * 20  # the answer's last 20 characters
     assert len(ep.final) > 10_000  # select still returns the whole answer
     eps = run_episodes(script(calls("big-3"), select("big-3")), [Q], DictPool(), progress=False, grader=exact,
                        max_tool_chars=20)

@@ -26,7 +26,7 @@ from xrouter_lite.reward import RewardConfig  # noqa: E402
 
 MINI, FLASH, O1 = "gpt-4o-mini-2024-07-18", "gemini-1.5-flash", "o1-mini-2024-09-12"
 MODELS = [MINI, FLASH, O1]
-LONG = "The answer is 12. " + "Working: " + "x" * 900  # longer than max_tool_chars: the router sees it clipped
+LONG = "Working: " + "x" * 900 + " The answer is 12."  # longer than max_tool_chars: the router sees its end
 
 
 def _texts(split: str, n: int) -> list[str]:
@@ -198,7 +198,8 @@ def test_tool_result_tokens_are_masked_exactly(pool, tiny):
     assert agent.env_mask == [1] * len(turn1) + [0] * len(suffix) + [1] * len(turn2)
     masked = tok.decode([t for t, m in zip(agent.completion_ids, agent.env_mask) if m == 0])
     assert masked.startswith("\n<|im_start|>user\n<tool_response>\n") and masked.endswith("<|im_start|>assistant\n")
-    assert "[... " in masked and "x" * 200 not in masked  # the router read the clipped answer
+    assert "[...]" in masked and "x" * 200 not in masked  # the router read the clipped answer: its end
+    assert "The answer is 12.\n</tool_response>" in masked
     assert agent.episode.ending == "selected" and agent.episode.final == LONG  # select returns it whole
     assert agent.episode.reward == pytest.approx(1 - 30 * agent.episode.usd)
     assert simple.env_mask == [1] * len(simple.completion_ids) and simple.episode.ending == "called"
@@ -241,6 +242,58 @@ def test_episode_metrics_per_batch():
     assert m["accuracy"] == 0.5 and m["usd_per_query"] == pytest.approx(0.1) and m["calls_per_query"] == 1.0
     assert m["valid_rate"] == 0.75 and m["direct_rate"] == 0.25
     assert (m[f"share/{MINI}"], m[f"share/{O1}"], m[f"share/{FLASH}"]) == (0.5, 0.5, 0.0)
+
+
+def test_our_zero_variance_share_is_per_group_whatever_the_reward_scaling():
+    from xrouter_lite.grpo import episode_reward, group_zero_std
+
+    flags = group_zero_std(["a", "a", "b", "b", "c", "c"], [1.0, 1.0, 0.0, 0.9, 0.0, 0.0])
+    assert flags == [True, True, False, False, True, True]
+    logged = {}
+    episode_reward(None, None, [1.0] * 6, log_metric=logged.__setitem__, episode_group_zero_std=flags)
+    assert logged["episode/frac_zero_std"] == pytest.approx(4 / 6)
+
+
+def test_rows_offer_the_full_pool_and_repriced_models_as_configured(pool):
+    train = pool.queries(split="train")
+    full, stats = training_rows(pool, train, replace(SETTINGS, full_pool_share=1.0), seed=0)
+    assert all(r.allowed == tuple(MODELS) for r in full) and stats["full_pool_rows"] == len(full)
+    jittered, stats = training_rows(pool, train, replace(SETTINGS, price_jitter=4.0, jitter_share=1.0), seed=0)
+    assert stats["repriced_rows"] > 0 and all(0.25 <= f <= 4 for r in jittered for _, f in r.prices)
+    assert not any(r.prices for r in training_rows(pool, train, SETTINGS, seed=0)[0])  # off by default
+
+
+def test_a_repriced_row_shows_and_charges_its_prices(pool, tiny):
+    _, tok = tiny
+    q = pool.queries(split="train")[0]
+    row = GRPORow("r0", q, tuple(MODELS), "simple", ((O1, 0.01),))
+    lm = ScriptedLM(tok, [[_call(O1)]])
+    (out,) = play_episodes(lm, tok, [row], pool, SETTINGS, RewardConfig(lam=30.0))
+    assert out.episode.usd == pytest.approx(pool.call(O1, q, "Solve it.").usd * 0.01, rel=0.05)
+    o1_tool = next(t for t in out.episode.tools if t["function"]["name"] == tool_name(O1))
+    assert "$0.03 in / $0.12 out" in o1_tool["function"]["description"]  # what the router read
+
+
+def test_rollout_exceptions_are_counted_and_stop_the_run_above_the_limit(pool, tiny):
+    from xrouter_lite.grpo import RolloutError, RolloutErrors
+
+    _, tok = tiny
+    rows = _rows(pool, [(q.id, MODELS, "simple") for q in pool.queries(split="train")[:4]])
+
+    def broken_on_q0(query, text):
+        if query.id == "zeroeval/gsm/0":
+            raise ZeroDivisionError("a grader bug")
+        return 1.0
+
+    errors = RolloutErrors(max_rate=0.5)
+    outs = play_episodes(ScriptedLM(tok, [[_call(MINI)]] * 4), tok, rows, pool, SETTINGS, RewardConfig(lam=30.0),
+                         grader=broken_on_q0, errors=errors)
+    assert errors.errors == 1 and errors.episodes == 4 and "ZeroDivisionError: a grader bug" in errors.first
+    assert outs[0].episode.invalid and "rollout error" in outs[0].episode.invalid_reason
+    errors.max_rate = 0.01  # one error is always tolerated; a second one, at 2 of 8 episodes, is not
+    with pytest.raises(RolloutError, match="2 of 8 rollouts raised"):
+        play_episodes(ScriptedLM(tok, [[_call(MINI)]] * 4), tok, rows, pool, SETTINGS, RewardConfig(lam=30.0),
+                      grader=broken_on_q0, errors=errors)
 
 
 # ---------------------------------------------------------------- short TRL runs

@@ -53,8 +53,10 @@ def test_load_prices_specs_tiers_and_descriptions():
     assert specs[MINI].price_in == 0.15 and specs[MINI].price_out == 0.60 and specs[MINI].context == 128000
     assert specs["gpt-4-1106-preview"].tier == "premium" and specs[MINI].tier == "budget"
     assert specs["Meta-Llama-3.1-70B-Instruct"].tier == "standard"
-    for spec in specs.values():
-        assert spec.tier in spec.description and "context" in spec.description
+    from xrouter_lite.protocol import describe
+
+    for spec in specs.values():  # the router reads tier, context and prices from protocol.describe
+        assert spec.description and f"{spec.tier} tier" in describe(spec) and "context" in describe(spec)
         assert not any(w in spec.description.lower() for w in ("accura", "score", "correct", "%"))
     rb = "mistralai/mistral-7b-chat"  # ids with "/" still make valid tool names
     assert specs[rb].tool == tool_name(rb) == "call_mistralai_mistral_7b_chat"

@@ -75,14 +75,14 @@ def test_call_schema_arguments_and_description():
     temperature = params["properties"]["temperature"]
     assert (temperature["type"], temperature["default"]) == ("number", 1.0)
     d = fn["description"]
-    for fact in ("budget", "Fast general model.", "$0.15 input", "$0.60 output", "per 1M tokens", "128000"):
+    for fact in ("budget tier", "Fast general model.", "$0.15 in", "$0.60 out", "per 1M tokens", "128K context"):
         assert fact in d
     assert "accura" not in d.lower()
 
 
 def test_sub_cent_prices_keep_their_digits():
     d = tool_schemas([ModelSpec("tiny", 0.075, 0.3)])[0]["function"]["description"]
-    assert "$0.075 input" in d and "$0.30 output" in d
+    assert "$0.075 in" in d and "$0.30 out" in d
 
 
 def test_colliding_tool_names_are_refused():
@@ -277,5 +277,5 @@ def test_render_refuses_answers_and_nothing():
 def test_tool_result_names_the_tool_and_clips_long_answers():
     short = format_tool_result("gpt-4o-mini", Answer("42", 10, 1, 0.0))
     assert short == "call_gpt_4o_mini answered:\n42"
-    long = format_tool_result("gpt-4o-mini", Answer("y" * 100, 10, 1, 0.0), max_chars=10)
-    assert long.endswith("[... 90 more chars]") and "y" * 11 not in long
+    long = format_tool_result("gpt-4o-mini", Answer("x" * 90 + "y" * 10, 10, 1, 0.0), max_chars=10)
+    assert long == "call_gpt_4o_mini answered:\n[...]" + "y" * 10  # the end, where final answers are

@@ -51,7 +51,8 @@ def pool() -> ReplayPool:
             gold = str(int(text.split()[2]) + int(text.split()[6]))
             for k, (model, spec) in enumerate(SPECS.items()):
                 right = (j + k) % 3 != 0 or model == "big-llm"  # the big model is always right
-                answer = f"Adding the apples step by step gives #### {gold if right else int(gold) + 1}"
+                value = gold if right else int(gold) + 1  # a ZeroEval-style answer: reasoning, then the final answer
+                answer = f'```json\n{{"reasoning": "Adding the apples step by step.", "answer": "{value}"}}\n```'
                 rows.append({"query_id": qid, "source": "synthetic", "task": "gsm", "category": "", "question": text,
                              "gold": gold, "model": model, "response": answer * (3 if k == 1 else 1),
                              "correct": float(right), "in_tokens": 60, "out_tokens": 40,
@@ -75,7 +76,7 @@ def traces(pool):
 
 def test_tokenizer_round_trips_our_text(pool, base):
     _, _, _, tok = base
-    texts = S.tiny_router_texts(pool, pool.queries("train"), tool_result_chars=TINY.tool_result_chars)
+    texts = S.tiny_router_texts(pool, pool.queries("train"), settings=TINY)
     assert any("<tools>" in t and "call_mid_llm_2" in t for t in texts)  # rendered traces with the tool schemas
     for text in texts[:3] + texts[-3:] + [pool.queries("validation")[0].text]:
         assert tok.decode(tok(text)["input_ids"]) == unicodedata.normalize("NFC", text)
@@ -92,10 +93,10 @@ def test_tool_names_are_single_tokens_that_decode_back(pool, base):
     assert model.config.vocab_size >= len(tok) and model.config.vocab_size % 64 == 0
 
 
-def test_prompts_read_each_tool_schema_as_a_few_tokens_and_decode_exactly(pool, base, traces):
+def test_prompts_read_each_tool_as_a_few_tokens_with_its_price_as_text(pool, base, traces):
     _, _, _, tok = base
     texts = S.protocol_texts(pool, pool.queries("train"))
-    assert len(texts["schemas"]) == len(SPECS) and len(texts["names"]) == len(SPECS) + 1  # + select_response
+    assert len(texts["identities"]) == len(SPECS) and len(texts["names"]) == len(SPECS) + 1  # + select_response
     for t in traces[:4]:
         text = tok.apply_chat_template(t["messages"], tools=t["tools"], tokenize=False)
         ids = tok(text, add_special_tokens=False)["input_ids"]
@@ -105,8 +106,12 @@ def test_prompts_read_each_tool_schema_as_a_few_tokens_and_decode_exactly(pool, 
             name = tool["function"]["name"]
             if name == "select_response":  # its enum varies with the sub-pool: BPE pieces
                 continue
-            at = tokens.index(name)  # opening, name, the rest of the schema: three tokens per tool
-            assert "".join(tokens[at - 1: at + 2]) == json.dumps(tool, ensure_ascii=False)
+            at = tokens.index(name)  # opening, name, identity, tier: one token each; then the price in BPE pieces
+            spec = next(s for s in SPECS.values() if s.tool == name)
+            assert tokens[at + 2] == f"{spec.tier} tier; " and tokens[at + 1] in texts["identities"]
+            price = tokens[at + 3: tokens.index(next(x for x in tokens[at + 3:] if x.startswith('", "parameters"')), at)]
+            assert len(price) >= 6 and any(ch.isdigit() for ch in "".join(price))  # digits the router can read
+            assert tok.decode(ids[at - 1: at + 3 + len(price) + 1]) == json.dumps(tool, ensure_ascii=False)
         assert t["messages"][0]["content"] in tokens  # the system prompt is one token
     bpe_only = len(json.dumps(traces[0]["tools"])) // 4  # what the schemas alone would cost in BPE pieces
     assert len(tok.apply_chat_template(traces[0]["messages"], tools=traces[0]["tools"], tokenize=True,
@@ -126,8 +131,8 @@ def test_traces_never_include_test_queries(pool, traces):
         build_traces(pool, pool.queries("train")[:3] + pool.queries("test")[:1])
 
 
-def test_traces_label_the_cheapest_correct_model_of_the_subpool(pool, traces):
-    for t in traces:
+def test_hindsight_traces_label_the_cheapest_correct_model_of_the_subpool(pool):
+    for t in build_traces(pool, pool.queries("train"), seed=0, labels="hindsight"):
         correct, usd = pool.outcomes([t["query_id"]] * len(t["allowed"]), t["allowed"])
         right = [(u, m) for c, u, m in zip(correct, usd, t["allowed"]) if c]
         assert t["label"] in t["allowed"]
@@ -135,13 +140,27 @@ def test_traces_label_the_cheapest_correct_model_of_the_subpool(pool, traces):
             assert t["label"] == min(right)[1]
 
 
+def test_expected_reward_traces_follow_the_best_plan_of_the_subpool(pool):
+    from xrouter_lite.reward import RewardConfig
+    from xrouter_lite.traces import PlanValues
+
+    queries = pool.queries("train")
+    values = PlanValues(pool, queries, RewardConfig(lam=30.0))
+    traces = build_traces(pool, queries, seed=0, lam=30.0, label_temperature=0.0, full_pool_share=0.5)
+    assert sum(len(t["allowed"]) == len(SPECS) for t in traces) >= 3  # the full pool is offered often
+    for t in traces:
+        plan, _ = values.best(t["task"], t["allowed"], t["mode"])
+        assert t["plan"] == plan.to_dict()
+        assert t["mode"] == "agent" or len(plan.first) == 1  # simple mode makes one call
+
+
 def test_chat_template_renders_tool_schemas_and_calls(base, traces):
     _, _, _, tok = base
-    trace = next(t for t in traces if t["mode"] == "agent")
+    trace = next(t for t in traces if t["mode"] == "agent" and len(t["plan"]["first"]) == 1)
     text = tok.apply_chat_template(trace["messages"], tools=trace["tools"], tokenize=False)
     for tool in trace["tools"]:
         assert json.dumps(tool, ensure_ascii=False) in text
-    label_tool = "call_" + trace["label"].replace("-", "_").replace(".", "_")
+    label_tool = "call_" + trace["plan"]["first"][0].replace("-", "_").replace(".", "_")
     assert f'<|im_start|>assistant\n<tool_call>\n{{"name": "{label_tool}"' in text
     assert '{"name": "select_response", "arguments": {"model_call_name": "' + label_tool in text
     assert "<|im_start|>user\n<tool_response>\n" + label_tool + " answered:\n" in text
@@ -167,11 +186,32 @@ def test_traces_are_what_the_episode_runner_shows_the_router(pool, traces):
         assert ep.ending == ("selected" if t["mode"] == "agent" else "called")
 
 
-def test_tool_results_are_clipped_in_traces(pool):
+def test_agreement_traces_escalate_exactly_when_the_two_answers_differ(pool):
+    from xrouter_lite.agreement import agree, final_answer
+    from xrouter_lite.traces import Plan
+
+    plan = Plan(("tiny-llm", "mid-llm.2"), "big-llm")
+    seen = set()
+    for q in pool.queries("train"):
+        t = make_trace(pool, q, list(SPECS), plan, "agent", tool_result_chars=40, answer_notes=True)
+        turns = [m["content"] for m in t["messages"] if m["role"] == "assistant"]
+        same = agree(*(final_answer("gsm", pool.call(m, q).text) for m in plan.first))
+        seen.add(same)
+        assert turns[0].count("<tool_call>") == 2 and len(turns) == (2 if same else 3)
+        assert '"model_call_name": "' + ("call_tiny_llm" if same else "call_big_llm") in turns[-1]
+        note = t["messages"][4]["content"].splitlines()[-1]  # the second answer's last line: the runtime's check
+        assert note == ("Same final answer as call_tiny_llm." if same else "No earlier call gave this final answer.")
+    assert seen == {True, False}
+    with pytest.raises(ValueError, match="agent mode"):
+        make_trace(pool, pool.queries("train")[0], list(SPECS), plan, "simple")
+
+
+def test_tool_results_keep_the_end_of_the_answer_in_traces(pool):
     q = pool.queries("train")[0]
     long = make_trace(pool, q, list(SPECS), "mid-llm.2", "agent", tool_result_chars=20)["messages"][3]["content"]
-    assert long.startswith("call_mid_llm_2 answered:\n") and long.endswith("more chars]")
-    assert len(long) < 80
+    answer = pool.call("mid-llm.2", q).text
+    kept = answer.rstrip().removesuffix("```").rstrip()[-20:]  # the last 20 characters, closing fence dropped
+    assert long == "call_mid_llm_2 answered:\n[...]" + kept and kept.endswith('"answer": "2"}')
 
 
 def test_assistant_only_mask_covers_exactly_the_assistant_turns(base, traces, tmp_path):
@@ -286,7 +326,7 @@ def test_sft_settings_exist_for_every_profile():
     assert get_profile("gpu").sft.lora_steps > 0  # a Hub model trains adapters only
 
 
-def test_spread_keeps_every_task_where_a_prefix_would_not():
+def test_spread_keeps_every_task_where_a_prefix_would_not():  # evaluation.spread is subsets.spread
     from xrouter_lite.evaluation import spread
 
     tasks = ["gsm"] * 6 + ["crux"] * 3 + ["math-l5"] * 3

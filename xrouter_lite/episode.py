@@ -189,19 +189,22 @@ class EpisodeStepper:
         >>> stepper.episode.reward                                             # doctest: +SKIP
 
     `max_tool_chars` clips each model answer the router reads (`select_response` still returns it whole);
-    a small CPU router needs short tool results, and training and evaluation must clip alike.
+    a small CPU router needs short tool results, and training and evaluation must clip alike. `answer_notes`
+    adds the runtime's final-answer check to each tool message after the first (`agreement.note`).
     """
 
     def __init__(self, query: Query, pool: Pool, allowed: Sequence[str], mode: str = "agent", max_turns: int = 3,
                  reward_cfg: RewardConfig = RewardConfig(), grader: Grader | None = None,
                  pool_records: Mapping[str, float] | None = None, count_tokens: Callable[[str], int] | None = None,
-                 max_chars: int = MAX_TURN_CHARS, max_tool_chars: int = MAX_TOOL_RESULT_CHARS):
+                 max_chars: int = MAX_TURN_CHARS, max_tool_chars: int = MAX_TOOL_RESULT_CHARS,
+                 answer_notes: bool = False):
         allowed = list(allowed)
         tools = tool_schemas([pool.spec(m) for m in allowed], mode)  # validates mode and every id
         if mode == "simple":
             max_turns = 1  # one decision: answer, or one call whose answer is final
         self.query, self.pool, self.allowed, self.mode, self.max_turns = query, pool, allowed, mode, max_turns
         self.reward_cfg, self.max_chars, self.max_tool_chars = reward_cfg, max_chars, max_tool_chars
+        self.answer_notes = answer_notes
         self.grader = grader or _default_grader(pool_records)
         self.count = count_tokens or default_count_tokens()
         self.episode = Episode(query.id, query.task, query.source, allowed, mode, tools=tools,
@@ -264,8 +267,13 @@ class EpisodeStepper:
                 continue
             self.episode.calls.append(Call(a.model, turn, result.in_tokens, result.out_tokens, result.usd,
                                            result.cached, a.temperature))
+            note = ""
+            if self.answer_notes:
+                from xrouter_lite.agreement import note as agreement_note
+
+                note = agreement_note(self.query.task, result.text, {tool_name(m): r.text for m, r in self.answers.items()})
             self.answers[a.model] = result
-            self._add(tool_message(a.model, format_tool_result(a.model, result, self.max_tool_chars)))
+            self._add(tool_message(a.model, format_tool_result(a.model, result, self.max_tool_chars, note)))
         return error
 
     def _play(self, parsed: Turn, turn: int) -> bool:
@@ -307,13 +315,14 @@ def run_episode(router: Router, query: Query, pool: Pool, allowed: Sequence[str]
                 max_turns: int = 3, reward_cfg: RewardConfig = RewardConfig(), grader: Grader | None = None,
                 pool_records: Mapping[str, float] | None = None,
                 count_tokens: Callable[[str], int] | None = None,
-                max_chars: int = MAX_TURN_CHARS, max_tool_chars: int = MAX_TOOL_RESULT_CHARS) -> Episode:
+                max_chars: int = MAX_TURN_CHARS, max_tool_chars: int = MAX_TOOL_RESULT_CHARS,
+                answer_notes: bool = False) -> Episode:
     """Run the router on one query with the sample's sub-pool `allowed` (ids); the graded, rewarded Episode.
 
     An id in `allowed` that the pool lacks raises PoolError up front (a caller's mistake, not the router's).
     """
     stepper = EpisodeStepper(query, pool, allowed, mode, max_turns, reward_cfg, grader, pool_records,
-                             count_tokens, max_chars, max_tool_chars)
+                             count_tokens, max_chars, max_tool_chars, answer_notes)
     while not stepper.done:
         stepper.step(router(stepper.messages, stepper.tools))
     return stepper.episode

@@ -28,16 +28,7 @@ from xrouter_lite.episode import Episode, run_episodes
 from xrouter_lite.pool import Pool, Query, sample_subpool
 from xrouter_lite.protocol import MAX_TOOL_RESULT_CHARS, parse_turn
 from xrouter_lite.reward import RewardConfig
-
-
-def spread(queries: Sequence[Query], n: int | None) -> list[Query]:
-    """`n` queries evenly spaced over `queries` (all when n is None or too big): each task keeps its share.
-
-    Pool query lists are grouped by task, so a prefix (`queries[:n]`) would be one task only.
-    """
-    if n is None or n >= len(queries):
-        return list(queries)
-    return [queries[i] for i in np.linspace(0, len(queries) - 1, n).round().astype(int)]
+from xrouter_lite.subsets import spread  # noqa: F401  (re-exported: notebooks import it from here)
 
 
 def query_frame(pool: Pool, queries: Sequence[Query]):
@@ -91,12 +82,13 @@ def evaluate_lm_router(model, tokenizer, pool: Pool, queries: Sequence[Query], m
                        lam: float = 3.0, workers: int = 16, max_turns: int = 3, tool_result_chars: int | None = None,
                        name: str = "lm router", c_max: float | None = None, max_new_tokens: int = 128,
                        reward_cfg: RewardConfig | None = None, progress: bool = True,
-                       guided: bool = True) -> tuple[list[Episode], dict]:
+                       guided: bool = True, answer_notes: bool = False) -> tuple[list[Episode], dict]:
     """Run the LM router (greedy) on `queries` through the episode runner; (episodes, row) as described above.
 
     `allowed`: None = each query's full source pool; a list = one sub-pool for all; a dict {query id: sub-pool}
     or a function of the query. `workers` episodes run at once, so `LMRouter` batches their turns.
-    `guided=False` turns off guided decoding of tool names (`guided.py`): the raw model's format.
+    `guided=False` turns off guided decoding of tool names (`guided.py`): the raw model's format. Pass the
+    `answer_notes` the router was trained with (router.json), like `tool_result_chars`.
     """
     from xrouter_lite.lm_router import LMRouter
 
@@ -110,7 +102,7 @@ def evaluate_lm_router(model, tokenizer, pool: Pool, queries: Sequence[Query], m
     cfg = RewardConfig(lam=lam) if reward_cfg is None else reward_cfg
     episodes = run_episodes(router, list(queries), pool, allowed=allowed, pool_records=records or None,
                             progress=progress, workers=workers, mode=mode, max_turns=max_turns, reward_cfg=cfg,
-                            max_tool_chars=tool_result_chars or MAX_TOOL_RESULT_CHARS)
+                            max_tool_chars=tool_result_chars or MAX_TOOL_RESULT_CHARS, answer_notes=answer_notes)
     models = pool.models_for(queries[0].source) if queries else None
     row = episode_row(episodes, name, cfg.lam, models, c_max) | {"mode": mode, "guided": guided} | format_stats(episodes)
     return episodes, row

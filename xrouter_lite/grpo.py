@@ -55,6 +55,7 @@ class GRPORow:
     query: Query
     allowed: tuple[str, ...]
     mode: str  # "simple" (one decision) or "agent" (call, read, select/answer)
+    prices: tuple[tuple[str, float], ...] = ()  # price jitter: (model, factor) pairs shown and charged (repricing.py)
 
 
 def _check_train_only(queries: Sequence[Query]) -> None:
@@ -73,6 +74,8 @@ def training_rows(pool: ReplayPool, queries: Sequence[Query], settings: GRPOSett
     tiny router's own direct answers are never right) teaches nothing and dilutes the DAPO token mean, so it
     is dropped when `drop_constant` (default: `settings.drop_constant`); its share is reported either way.
     """
+    from xrouter_lite.repricing import draw_factors
+
     _check_train_only(queries)
     drop = settings.drop_constant if drop_constant is None else drop_constant
     rng = np.random.default_rng(seed)
@@ -83,10 +86,14 @@ def training_rows(pool: ReplayPool, queries: Sequence[Query], settings: GRPOSett
     for q in queries:
         models = pool.models_for(q.source)
         for j in range(settings.pools_per_query):
-            allowed = sample_subpool(models, rng, min_size=min(settings.min_pool, len(models)),
-                                     max_size=settings.max_pool)
+            if rng.random() < settings.full_pool_share:  # the setting evaluation and serving use
+                allowed = list(models)
+            else:
+                allowed = sample_subpool(models, rng, min_size=min(settings.min_pool, len(models)),
+                                         max_size=settings.max_pool)
             mode = "agent" if rng.random() < settings.agent_share else "simple"
-            candidates.append(GRPORow(f"{q.id}#{j}", q, tuple(allowed), mode))
+            factors = draw_factors(allowed, rng, settings.price_jitter) if rng.random() < settings.jitter_share else {}
+            candidates.append(GRPORow(f"{q.id}#{j}", q, tuple(allowed), mode, tuple(sorted(factors.items()))))
     outcomes = pool.subpool_outcomes([r.query.id for r in candidates], [r.allowed for r in candidates])
     can_vary = [bool((correct > 0).any()) for correct, _ in outcomes]
     rows = [r for r, ok in zip(candidates, can_vary) if ok or not drop]
@@ -94,7 +101,9 @@ def training_rows(pool: ReplayPool, queries: Sequence[Query], settings: GRPOSett
     stats = {"queries": len(queries), "candidates": len(candidates), "constant": len(candidates) - sum(can_vary),
              "constant_share": 1 - sum(can_vary) / max(len(candidates), 1), "dropped": len(candidates) - len(rows),
              "rows": len(rows), "agent_rows": modes["agent"], "simple_rows": modes["simple"],
-             "mean_pool_size": float(np.mean([len(r.allowed) for r in rows])) if rows else 0.0}
+             "mean_pool_size": float(np.mean([len(r.allowed) for r in rows])) if rows else 0.0,
+             "full_pool_rows": sum(len(r.allowed) == len(pool.models_for(r.query.source)) for r in rows),
+             "repriced_rows": sum(bool(r.prices) for r in rows)}
     return rows, stats
 
 
@@ -132,6 +141,9 @@ def episode_reward(prompts, completions, episode_reward, log_metric=None, **kw) 
                                            kw.get("episode_calls", []), kw.get("episode_ending", []),
                                            kw.get("episode_allowed", [])).items():
             log_metric(LOG_PREFIX + name, value)
+        zero_std = kw.get("episode_group_zero_std", [])
+        if zero_std:  # ours, per group of G rollouts: TRL's frac_reward_zero_std reads 0 under scale_rewards="batch"
+            log_metric(LOG_PREFIX + "frac_zero_std", float(np.mean(zero_std)))
     return [float(r) for r in episode_reward]
 
 
@@ -184,12 +196,15 @@ class Rollout:
 
 def play_episodes(model, tokenizer, rows: Sequence[GRPORow], pool: ReplayPool, settings: GRPOSettings,
                   reward_cfg: RewardConfig, grader=None, generation_config=None, max_completion_length=None,
-                  max_turns: int = 3) -> list[Rollout]:
+                  max_turns: int = 3, errors: "RolloutErrors | None" = None) -> list[Rollout]:
     """Play one episode per row, all rows' turns batched: one left-padded `generate` per router turn.
 
     Never raises on what the model writes: unparsable output, unknown tools and runaway turns end the
-    episode as invalid (reward 0), like in evaluation.
+    episode as invalid (reward 0), like in evaluation. An *exception* while playing a turn (a grader, pool or
+    parser bug, not the model's doing) also ends its episode, but is counted in `errors`, which prints the
+    first traceback and stops the run once more than `max_rate` of the episodes failed that way.
     """
+    errors = errors if errors is not None else RolloutErrors(settings.max_rollout_error_rate)
     from transformers import GenerationConfig, LogitsProcessorList
 
     from xrouter_lite.guided import name_constraint
@@ -202,8 +217,11 @@ def play_episodes(model, tokenizer, rows: Sequence[GRPORow], pool: ReplayPool, s
     base_cfg = generation_config.to_dict() if generation_config is not None else {
         "do_sample": True, "temperature": settings.temperature, "top_p": 1.0, "top_k": 0}
     base_cfg.update(eos_token_id=sorted(eos), pad_token_id=pad)
-    steppers = [EpisodeStepper(r.query, pool, r.allowed, r.mode, max_turns, reward_cfg, grader,
-                               max_tool_chars=settings.max_tool_chars) for r in rows]
+    from xrouter_lite.repricing import RepricedPool
+
+    steppers = [EpisodeStepper(r.query, RepricedPool(pool, dict(r.prices)) if r.prices else pool, r.allowed, r.mode,
+                               max_turns, reward_cfg, grader, max_tool_chars=settings.max_tool_chars,
+                               answer_notes=settings.answer_notes) for r in rows]
     prompt_cache: dict[str, list[int]] = {}
     prompts = []
     for r, s in zip(rows, steppers):
@@ -231,8 +249,40 @@ def play_episodes(model, tokenizer, rows: Sequence[GRPORow], pool: ReplayPool, s
                                  logits_processor=LogitsProcessorList([constraint] if constraint else []))
         for j, i in enumerate(live):
             _advance(steppers[i], out[j, width:].tolist(), completions[i], masks[i], budget, eos, end_id,
-                     tokenizer, settings.turn_tokens)
+                     tokenizer, settings.turn_tokens, errors)
+    errors.count(len(rows))
     return [Rollout(p, c, m, s.episode) for p, c, m, s in zip(prompts, completions, masks, steppers)]
+
+
+class RolloutError(RuntimeError):
+    """Too many rollouts raised (a bug in the grader, the pool or the parser, not the router's doing)."""
+
+
+class RolloutErrors:
+    """Exceptions raised while playing rollouts: counted, the first traceback printed, a run stopped above a rate.
+
+    Folding them silently into invalid episodes (reward 0) would train the router on a bug.
+    """
+
+    def __init__(self, max_rate: float = 0.01):
+        self.max_rate = max_rate  # stop once more than this share of the episodes so far raised
+        self.errors, self.episodes, self.first = 0, 0, ""
+
+    def record(self, exc: BaseException, query_id: str) -> None:
+        import traceback
+        import warnings
+
+        self.errors += 1
+        if not self.first:
+            self.first = f"rollout of {query_id} raised:\n" + "".join(traceback.format_exception(exc))
+            warnings.warn(self.first, RuntimeWarning, stacklevel=2)
+
+    def count(self, episodes: int) -> None:
+        """Add a batch's episodes; raise RolloutError when the errors exceed max(1, max_rate x episodes)."""
+        self.episodes += episodes
+        if self.errors > max(1.0, self.max_rate * self.episodes):
+            raise RolloutError(f"{self.errors} of {self.episodes} rollouts raised an exception (limit "
+                               f"{self.max_rate:.0%}); the first one:\n{self.first}")
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
@@ -243,7 +293,7 @@ def _eos_ids(model, tokenizer) -> list[int]:
 
 
 def _advance(stepper: EpisodeStepper, new: list[int], completion: list[int], mask: list[int], budget: int,
-             eos: set, end_id: int, tokenizer, turn_tokens: int) -> None:
+             eos: set, end_id: int, tokenizer, turn_tokens: int, errors: "RolloutErrors") -> None:
     """Append one generated turn, play it, and append the tool results (masked) if the episode goes on."""
     cut = next((k for k, t in enumerate(new) if t in eos), None)
     turn = (new[:cut + 1] if cut is not None else new)[:max(budget - len(completion), 0)]
@@ -254,7 +304,8 @@ def _advance(stepper: EpisodeStepper, new: list[int], completion: list[int], mas
         return
     try:
         tool_messages = stepper.step(tokenizer.decode(turn, skip_special_tokens=True).strip())
-    except Exception as exc:  # noqa: BLE001 - a rollout must never kill a training run over one episode
+    except Exception as exc:  # noqa: BLE001 - one episode's bug is counted; too many stop the run (errors.count)
+        errors.record(exc, stepper.query.id)
         stepper.stop(f"rollout error: {type(exc).__name__}: {exc}"[:200])
         return
     if stepper.done:
@@ -269,10 +320,21 @@ def _advance(stepper: EpisodeStepper, new: list[int], completion: list[int], mas
     mask += [0] * len(suffix)  # tool results and template text: not the router's doing, masked
 
 
-def rollout_output(rollouts: Sequence[Rollout]) -> dict:
+def group_zero_std(keys: Sequence[str], rewards: Sequence[float]) -> list[bool]:
+    """Per rollout: whether every rollout of its group (same row key) earned the same reward (taught nothing)."""
+    by_key: dict[str, list[float]] = {}
+    for k, r in zip(keys, rewards):
+        by_key.setdefault(k, []).append(r)
+    flat = {k: bool(np.ptp(v) < 1e-9) for k, v in by_key.items()}
+    return [flat[k] for k in keys]
+
+
+def rollout_output(rollouts: Sequence[Rollout], keys: Sequence[str] | None = None) -> dict:
     """The dict TRL's `rollout_func` returns: ids, `env_mask`, and the episode fields the reward reads."""
     eps = [r.episode for r in rollouts]
-    return {"prompt_ids": [r.prompt_ids for r in rollouts], "completion_ids": [r.completion_ids for r in rollouts],
+    keys = list(keys) if keys is not None else [e.query_id for e in eps]
+    return {"episode_group_zero_std": group_zero_std(keys, [e.reward for e in eps]),
+            "prompt_ids": [r.prompt_ids for r in rollouts], "completion_ids": [r.completion_ids for r in rollouts],
             "logprobs": None, "env_mask": [r.env_mask for r in rollouts],
             "episode_reward": [e.reward for e in eps], "episode_score": [e.score for e in eps],
             "episode_usd": [e.usd for e in eps], "episode_calls": [[c.model for c in e.calls] for e in eps],
@@ -280,11 +342,13 @@ def rollout_output(rollouts: Sequence[Rollout]) -> dict:
 
 
 def make_rollout_func(rows: Sequence[GRPORow], pool: ReplayPool, settings: GRPOSettings,
-                      reward_cfg: RewardConfig | None = None, grader=None) -> Callable:
+                      reward_cfg: RewardConfig | None = None, grader=None,
+                      errors: "RolloutErrors | None" = None) -> Callable:
     """TRL's `rollout_func(prompts, trainer) -> dict` over our rows (prompts are row keys, each repeated G times)."""
     from trl.models import unwrap_model_for_generation
 
     by_key = {r.key: r for r in rows}
+    errors = errors if errors is not None else RolloutErrors(settings.max_rollout_error_rate)
     reward_cfg = reward_cfg or reward_config(settings)
     grader = grader or replay_grader(pool)
 
@@ -295,10 +359,66 @@ def make_rollout_func(rows: Sequence[GRPORow], pool: ReplayPool, settings: GRPOS
                                          gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs
                                          ) as model:
             rollouts = play_episodes(model, trainer.processing_class, batch, pool, settings, reward_cfg, grader,
-                                     trainer.generation_config, trainer.max_completion_length)
-        return rollout_output(rollouts)
+                                     trainer.generation_config, trainer.max_completion_length, errors=errors)
+        return rollout_output(rollouts, prompts)
 
     return rollout_func
+
+
+# ---------------------------------------------------------------- on-policy guided decoding
+def guided_log_probs(model, input_ids, attention_mask, logits_to_keep: int, temperature: float, ids,
+                     batch_size: int | None = None, compute_entropy: bool = False):
+    """Per-token log-probs (and entropies) of the completions under the *guided* distribution the rollouts sampled.
+
+    Rollouts restrict the tool-name token to the prompt's tools (`guided.ToolNameConstraint`); TRL's loss would
+    score that token under the unrestricted model, so its policy gradient would follow a distribution nobody
+    sampled from (off-policy, uncorrected). Here the same restriction is applied to the logits before the
+    softmax, at exactly the positions where the sampler applied it (`guided.guided_positions`).
+    """
+    from xrouter_lite.guided import guided_positions
+
+    batch_size = batch_size or input_ids.size(0)
+    logps, entropies = [], []
+    for start in range(0, input_ids.size(0), batch_size):
+        chunk, att = input_ids[start:start + batch_size], attention_mask[start:start + batch_size]
+        logits = model(input_ids=chunk, attention_mask=att, logits_to_keep=logits_to_keep + 1).logits[:, :-1]
+        logits = logits.float() / temperature
+        targets = chunk[:, -logits_to_keep:]
+        positions = guided_positions(chunk, logits_to_keep, ids)
+        if positions:
+            keep = torch.ones(logits.shape, dtype=torch.bool, device=logits.device)
+            for row, t, allowed in positions:
+                keep[row, t] = False
+                keep[row, t, allowed] = True
+                keep[row, t, targets[row, t]] = True  # never -inf: a mismatch would be a bug, not a sample
+            logits = logits.masked_fill(~keep, float("-inf"))
+        logp = logits.log_softmax(-1)
+        logps.append(logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1))
+        if compute_entropy:
+            entropies.append(-(logp.exp() * logp.nan_to_num(neginf=0.0)).sum(-1))
+    return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None)
+
+
+def guided_trainer_class():
+    """TRL's GRPOTrainer whose loss scores tool names under the guided distribution (see `guided_log_probs`)."""
+    from trl import GRPOTrainer
+
+    class GuidedGRPOTrainer(GRPOTrainer):
+        guided_ids = None  # guided.GuidedIds, set by train_grpo when names are single tokens (the tiny router)
+
+        def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
+                                               batch_size=None, compute_entropy=False, compute_aux_loss=False,
+                                               **extra):
+            if self.guided_ids is None or compute_aux_loss or any(v is not None for v in extra.values()):
+                return super()._get_per_token_logps_and_entropies(
+                    model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
+                    compute_aux_loss, **extra)
+            with self.accelerator.autocast():
+                logps, entropies = guided_log_probs(model, input_ids, attention_mask, logits_to_keep,
+                                                    self.temperature, self.guided_ids, batch_size, compute_entropy)
+            return logps, entropies, None
+
+    return GuidedGRPOTrainer
 
 
 # ---------------------------------------------------------------- training
@@ -360,7 +480,8 @@ def train_grpo(model_or_path, tokenizer, rows: Sequence[GRPORow], pool: ReplayPo
                settings: GRPOSettings, lora: dict | None | str = "settings", load_in_4bit: bool = False,
                resume_from_checkpoint: str | bool | None = None, lam: float | None = None, seed: int = 0,
                info: dict | None = None, progress: bool = True, device: str | None = None,
-               checkpoint_dir: str | os.PathLike | None = None, save: bool = True, grader=None) -> pd.DataFrame:
+               checkpoint_dir: str | os.PathLike | None = None, save: bool = True, grader=None,
+               callbacks: Sequence | None = None) -> pd.DataFrame:
     """GRPO on `rows`; saves the router (LoRA merged when the base is not 4-bit) + router.json; the per-step log.
 
     `lora="settings"` takes the rank from `settings.lora_r` (0: full-parameter); `load_in_4bit` loads the base
@@ -371,8 +492,8 @@ def train_grpo(model_or_path, tokenizer, rows: Sequence[GRPORow], pool: ReplayPo
     source, ...), updated by `info`; without those keys the run is refused before it starts.
     """
     from datasets import Dataset
-    from trl import GRPOTrainer
 
+    from xrouter_lite.guided import GuidedIds
     from xrouter_lite.modeling import pick_device
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is "experimental" in TRL 1.16
@@ -390,9 +511,11 @@ def train_grpo(model_or_path, tokenizer, rows: Sequence[GRPORow], pool: ReplayPo
     reward_cfg = reward_config(settings, lam)
     args = grpo_config(settings, ckpt, device, dtype, seed, progress)
     torch.manual_seed(seed)
-    trainer = GRPOTrainer(model=model, reward_funcs=[episode_reward], args=args, processing_class=tokenizer,
-                          train_dataset=Dataset.from_list([{"prompt": r.key} for r in rows]),
-                          rollout_func=make_rollout_func(rows, pool, settings, reward_cfg, grader))
+    trainer = guided_trainer_class()(
+        model=model, reward_funcs=[episode_reward], args=args, processing_class=tokenizer,
+        train_dataset=Dataset.from_list([{"prompt": r.key} for r in rows]), callbacks=list(callbacks or []),
+        rollout_func=make_rollout_func(rows, pool, settings, reward_cfg, grader))
+    trainer.guided_ids = GuidedIds.of(tokenizer) if settings.guided_names else None
     if not progress:  # without a progress bar the trainer prints every step's log dict instead: keep quiet
         from transformers import PrinterCallback
 

@@ -73,3 +73,51 @@ def name_constraint(tokenizer, tools_per_row: Sequence[Sequence[dict] | None]) -
         calls = [vocab[n] for n in names if n != SELECT]
         allowed.append(([vocab[n] for n in names], calls))
     return ToolNameConstraint(vocab[call_opener], vocab[select_opener], allowed)
+
+
+# ---------------------------------------------------------------- the same constraint where the loss reads log-probs
+class GuidedIds:
+    """The token ids guided decoding keys on: the two name openers and every single-token tool name."""
+
+    def __init__(self, call_opener: int, select_opener: int, names: set[int], select_name: int | None):
+        self.call_opener, self.select_opener = call_opener, select_opener
+        self.names = names  # call_* names and select_response
+        self.select_name = select_name
+
+    @classmethod
+    def of(cls, tokenizer) -> "GuidedIds | None":
+        """The ids for this tokenizer, or None where names are not single tokens (Hub models: nothing is guided)."""
+        vocab = tokenizer.get_vocab()
+        call_opener, select_opener = _openers()
+        if call_opener not in vocab or select_opener not in vocab:
+            return None
+        added = tokenizer.get_added_vocab()
+        names = {i for t, i in added.items() if t.startswith("call_") or t == SELECT}
+        return cls(vocab[call_opener], vocab[select_opener], names, added.get(SELECT))
+
+
+def guided_positions(input_ids: torch.LongTensor, completion_len: int, ids: GuidedIds) -> list[tuple[int, int, list[int]]]:
+    """(row, completion position, allowed ids) wherever `ToolNameConstraint` restricted the sampled token.
+
+    Rebuilt from the token ids alone, exactly as the sampler decided: after the call opener, the names the
+    row's prompt lists (its tools, `select_response` included); after the select opener, the call names
+    already written in this episode, else every listed call name. Used by GRPO's loss, so the log-probability
+    it trains is the one of the distribution the rollout sampled from (on-policy), not the unmasked model's.
+    """
+    prompt_len = input_ids.shape[1] - completion_len
+    prev = input_ids[:, prompt_len - 1: -1]  # the token before each completion token
+    hits = torch.nonzero((prev == ids.call_opener) | (prev == ids.select_opener)).tolist()
+    out, listed = [], {}
+    for row, t in hits:
+        if row not in listed:
+            listed[row] = [i for i in dict.fromkeys(input_ids[row, :prompt_len].tolist()) if i in ids.names]
+        names = listed[row]
+        if prev[row, t] == ids.call_opener:
+            out.append((row, t, names))
+            continue
+        calls = [i for i in names if i != ids.select_name]
+        seq = input_ids[row, : prompt_len + t]
+        at = torch.nonzero(seq[:-1] == ids.call_opener).flatten() + 1
+        called = set(seq[at].tolist())
+        out.append((row, t, [i for i in calls if i in called] or calls))
+    return out

@@ -104,6 +104,7 @@ PRICES_CSV = Path(__file__).with_name("prices.csv")
 # The bands give 7 premium, 13 standard and 9 budget of the 29 priced models; tiers never look at accuracy.
 PREMIUM_FROM = 2.50  # blended >= this: premium (GPT-4o, Claude 3.5 Sonnet, o1-mini, GPT-4 Turbo, ...)
 BUDGET_BELOW = 0.50  # blended < this: budget (GPT-4o mini, Gemini Flash, Llama 3.1 8B, ...)
+TIERS = ("premium", "standard", "budget", "specialized")  # the last one only from live pool configs
 
 
 def blended_price(price_in: float, price_out: float) -> float:
@@ -136,7 +137,7 @@ def load_prices(path: str | Path | None = None) -> dict[str, ModelSpec]:
         tier, context = tier_of(r.price_in, r.price_out), int(r.context)
         spec = ModelSpec(id=r.model, price_in=float(r.price_in), price_out=float(r.price_out), tier=tier,
                          context=context,
-                         description=f"{r.family} by {r.provider}; {tier} tier; {_context_words(context)} context.")
+                         description=f"{r.family} by {r.provider}")  # tier, context, prices: protocol.describe
         old = specs.get(r.model)
         if old is not None and (old.price_in, old.price_out) != (spec.price_in, spec.price_out):
             raise ValueError(f"{path}: {r.model} is listed twice with different prices")

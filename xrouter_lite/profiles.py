@@ -38,22 +38,35 @@ class GRPOSettings:
     #                                   chars); an episode that runs out of room here ends invalid and earns 0
     turn_tokens: int = 72  # tokens per router turn (a call is ~40-50); a turn cut here is invalid (reward 0)
     guided_names: bool = True  # rollouts name only the prompt's tools (guided.py; single-token names only)
-    max_tool_chars: int = 300  # each model answer the router reads is clipped here, in training AND evaluation
+    answer_notes: bool = True  # tool messages say whether an earlier call gave the same final answer (agreement.py);
+    #                            must match the SFT router's (router.json), like max_tool_chars
+    max_tool_chars: int = 64  # the router reads the *last* this many characters of each model answer (where its
+    #                           final answer is), in SFT, GRPO and evaluation alike; raise it for a Hub router
     lora_r: int = 0  # 0 = train every weight (a tiny model needs it); > 0 = LoRA rank (QLoRA with a 4-bit base)
     gradient_checkpointing: bool = True  # GPU only (saves VRAM); a CPU run never uses it (~4x slower steps)
     loss_type: str = "dapo"  # DAPO's token-mean loss over the whole batch ("grpo", "dr_grpo", ... in TRL 1.16)
     epsilon: float = 0.2  # PPO clip, lower side
     epsilon_high: float = 0.28  # DAPO clip-higher; only bites with num_iterations > 1 (on-policy ratios are 1)
     beta: float = 0.0  # KL weight to a reference model; 0 = none (DAPO), which also saves the reference's memory
-    scale_rewards: str = "group"  # advantages divided by the group's std: small cost gaps become full-size signals
+    scale_rewards: str = "batch"  # advantages divided by the batch's std, NOT each group's ("group"): in a group where
+    #   every rollout is correct, "group" divides sub-cent cost gaps by their own tiny std, so "a bit cheaper" gets
+    #   the same push as "right instead of wrong", whatever lambda is (measured: o1-mini's share fell 11% -> 4%
+    #   and a lambda sweep went flat). "batch" keeps lambda a real knob; "none" keeps raw reward gaps.
     num_iterations: int = 1  # updates per generated batch; 2 reuses rollouts (faster) at some off-policy risk
     # No dynamic sampling in TRL 1.16: rows whose reward cannot vary are dropped up front (drop_constant) and
-    # every step logs frac_reward_zero_std, the share of groups that taught nothing.
+    # every step logs episode/frac_zero_std, the share of groups that taught nothing (TRL's own
+    # frac_reward_zero_std compares the *batch* std under scale_rewards="batch", so it reads 0 there).
     drop_constant: bool = True  # drop rows where no model of the sub-pool is correct (every completion earns 0)
     agent_share: float = 0.5  # share of rows in agent mode (call, read, select); the rest are simple mode
     pools_per_query: int = 1  # random sub-pools drawn per train query
+    full_pool_share: float = 0.5  # rows offering the whole pool (what evaluation and serving offer); the rest draw
+    #                               a sub-pool, so the router learns to read which tools it has
     min_pool: int = 2  # smallest sub-pool; sub-pools make the router read the prices instead of memorising one pool
-    max_pool: int | None = None  # largest sub-pool (None = the whole pool); prompts grow ~200 tokens per model
+    max_pool: int | None = None  # largest sub-pool (None = the whole pool)
+    price_jitter: float = 0.0  # > 1: some rows reprice some models by up to this factor either way, in the prompt
+    #                           AND the charge (repricing.py), so the router has to read prices; 0 = real prices
+    jitter_share: float = 0.5  # share of rows with repriced models (when price_jitter > 1)
+    max_rollout_error_rate: float = 0.01  # stop the run when more rollouts than this raised an exception (a bug)
     max_train_queries: int | None = None  # cap on train queries turned into rows (None = all)
     save_steps: int = 20  # checkpoint every this many steps (resume with resume_from_checkpoint)
     sweep_lambdas: tuple = (1.0, 10.0, 1000.0)  # notebook 03's lambda section: spans 3 orders of magnitude
@@ -89,7 +102,19 @@ class SFTSettings:
     agent_share: float = 0.5  # share of agent-mode traces (call, read, select); the rest are simple mode
     min_pool: int = 2  # smallest sampled sub-pool; the router must read its tools, not memorise one pool
     max_pool: int | None = None  # largest sub-pool (None = the whole pool); prompts grow ~200 tokens per model
-    tool_result_chars: int = 300  # each model answer the router reads is clipped here, in SFT, GRPO and evaluation
+    tool_result_chars: int = 64  # the router reads the last this many characters of each model answer (its final
+    #                              answer), in SFT, GRPO and evaluation alike; raise it for a Hub router
+    # The teacher (traces.py): "expected" = the plan with the best expected reward at `lam` on the query's task
+    # (train split), sampled from a softmax over plans; "hindsight" = the cheapest model that happened to be right
+    labels: str = "expected"
+    label_temperature: float = 0.01  # softmax temperature over plans' expected rewards; 0 = always the best plan,
+    #                                  higher = more variety for GRPO to compare (rewards differ by ~0.001-0.2)
+    full_pool_share: float = 0.5  # traces offering the whole pool (as evaluation does); the rest draw a sub-pool
+    agreement: bool = True  # agent-mode plans may call two models and ask a third only when their answers differ
+    answer_notes: bool = True  # tool messages carry the runtime's final-answer check (agreement.py): what makes the
+    #                            agreement plans learnable for a tiny router; recorded in router.json
+    price_jitter: float = 0.0  # > 1: some traces reprice models by up to this factor (shown and valued); see GRPO's
+    jitter_share: float = 0.5  # share of traces with repriced models (when price_jitter > 1)
     # Training: a full-parameter stage (tiny model only), then a LoRA stage (the path a Hub model takes)
     full_steps: int = 400  # full-parameter optimizer steps; raise them if calls are still malformed
     full_lr: float = 2e-3  # a random tiny model needs a large rate; lower it if the loss spikes

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable, Sequence
 
-from xrouter_lite.pool import Answer, ModelSpec, tool_name
+from xrouter_lite.pool import Answer, ModelSpec, _context_words, tool_name
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 SELECT = "select_response"
@@ -93,14 +93,19 @@ def router_messages(query_text: str, mode: str = "agent", max_turns: int = 3) ->
             {"role": "user", "content": query_text}]
 
 
+def describe_parts(spec: ModelSpec) -> tuple[str, str, str]:
+    """A tool description in its three parts: who (capabilities, context), tier, and price (USD per 1M tokens).
+
+    Never measured accuracies: they would leak our evaluation into the prompt. The tiny router reads the first
+    two as one token each and the price as ordinary text (`sft.protocol_texts`), so a changed price is visible.
+    """
+    who = f"{spec.description or spec.id}, {_context_words(spec.context)} context; "
+    return who, f"{spec.tier} tier; ", f"${_usd(spec.price_in)} in / ${_usd(spec.price_out)} out per 1M tokens."
+
+
 def describe(spec: ModelSpec) -> str:
-    """A tool description: tier, capabilities, prices and context; never measured accuracies."""
-    parts = [f"Ask {spec.id} ({spec.tier} tier)."]
-    if spec.description:
-        parts.append(spec.description.strip())
-    parts.append(f"Price: ${_usd(spec.price_in)} input / ${_usd(spec.price_out)} output per 1M tokens. "
-                 f"Context: {spec.context} tokens.")
-    return " ".join(parts)
+    """A tool description: capabilities and context, tier, prices; never measured accuracies."""
+    return "".join(describe_parts(spec))
 
 
 def _usd(price: float) -> str:
@@ -379,12 +384,19 @@ def render_calls(actions: Iterable[Action]) -> str:
     return "\n".join(blocks)
 
 
-def format_tool_result(model: str, answer: Answer, max_chars: int = MAX_TOOL_RESULT_CHARS) -> str:
-    """The tool message content the router reads: the tool name (templates may drop it) and the answer."""
-    text = answer.text
-    if len(text) > max_chars:  # keeps the router's context small; select_response still returns it whole
-        text = f"{text[:max_chars]}\n[... {len(answer.text) - max_chars} more chars]"
-    return f"{tool_name(model)} answered:\n{text}"
+def format_tool_result(model: str, answer: Answer, max_chars: int = MAX_TOOL_RESULT_CHARS, note: str = "") -> str:
+    """The tool message content the router reads: the tool name (templates may drop it) and the answer's end.
+
+    Answers put their final result last (a reasoning chain, then `"answer": ...`), so a clipped answer keeps its
+    *last* `max_chars` characters, behind a fixed "[...]" marker; a closing code fence is dropped first.
+    `select_response` still returns the whole answer. `note` (`agreement.note`) is a last line from the runtime:
+    whether an earlier call of the episode gave the same final answer.
+    """
+    text = answer.text.rstrip()
+    text = text.removesuffix("```").rstrip() if text.endswith("```") else text
+    if len(text) > max_chars:  # keeps the router's context small and its final answer in view
+        text = f"[...]{text[-max_chars:]}" if max_chars > 0 else "[...]"
+    return f"{tool_name(model)} answered:\n{text}" + (f"\n{note}" if note else "")
 
 
 def tool_message(model: str, content: str) -> dict:

@@ -38,6 +38,7 @@ from xrouter_lite.modeling import build_tiny_router, load_router, lora_config, p
 from xrouter_lite.pool import Query, ReplayPool
 from xrouter_lite.profiles import Profile, SFTSettings
 from xrouter_lite.protocol import SELECT, Action, render_calls, system_prompt, tool_schemas
+from xrouter_lite.subsets import limit_per_task, spread  # noqa: F401  (limit_per_task: notebooks import it here)
 from xrouter_lite.traces import DEFAULT_TASK_PROMPT, TASK_PROMPTS, _check_no_test, build_traces
 
 TINY_BASE = "tiny_base"  # artifacts/tiny_base: tokenizer + random-init tiny model, shared by SFT and GRPO
@@ -47,18 +48,6 @@ LOG_COLUMNS = ["stage", "step", "loss", "mean_token_accuracy", "learning_rate", 
 
 
 # ---------------------------------------------------------------- queries and traces
-def limit_per_task(queries: Sequence[Query], n: int | None, seed: int = 0) -> list[Query]:
-    """At most `n` queries per (source, task), a seeded random choice kept in the original order; None = all."""
-    if n is None:
-        return list(queries)
-    rng = np.random.default_rng(seed)
-    by_task: dict[tuple[str, str], list[int]] = {}
-    for i, q in enumerate(queries):
-        by_task.setdefault((q.source, q.task), []).append(i)
-    keep = {i for idx in by_task.values() for i in (idx if len(idx) <= n else rng.choice(idx, n, replace=False))}
-    return [q for i, q in enumerate(queries) if i in keep]
-
-
 def render_trace(trace: dict, max_chars: int = 240) -> str:
     """A readable SFT trace for notebooks: each message clipped to `max_chars`, then the label."""
     lines = [f"trace {trace['query_id']} · {trace['mode']} · pool: {', '.join(trace['allowed'])}"]
@@ -81,8 +70,16 @@ def models_of(pool: ReplayPool, queries: Sequence[Query]) -> list[str]:
     return list(dict.fromkeys(m for source in dict.fromkeys(q.source for q in queries) for m in pool.models_for(source)))
 
 
+def trace_kwargs(s: SFTSettings) -> dict:
+    """`traces.build_traces` keyword arguments for these settings (teacher, sub-pools, what the router reads)."""
+    return {"agent_share": s.agent_share, "min_pool": s.min_pool, "max_pool": s.max_pool,
+            "tool_result_chars": s.tool_result_chars, "labels": s.labels, "lam": s.lam,
+            "label_temperature": s.label_temperature, "full_pool_share": s.full_pool_share, "agreement": s.agreement,
+            "price_jitter": s.price_jitter, "jitter_share": s.jitter_share, "answer_notes": s.answer_notes}
+
+
 def tiny_router_texts(pool: ReplayPool, queries: Sequence[Query], n_traces: int = TOKENIZER_TRACES, seed: int = 0,
-                      tool_result_chars: int = 300) -> list[str]:
+                      settings: SFTSettings | None = None) -> list[str]:
     """The tiny tokenizer's corpus: train queries, the pool's tool schemas and rendered traces; never a test query."""
     from transformers.utils.chat_template_utils import render_jinja_template
 
@@ -90,7 +87,8 @@ def tiny_router_texts(pool: ReplayPool, queries: Sequence[Query], n_traces: int 
     specs = [pool.spec(m) for m in models_of(pool, queries)]
     texts = [q.text for q in queries] + [json.dumps(t, ensure_ascii=False) for t in tool_schemas(specs, "agent")]
     template = qwen25_chat_template()
-    for trace in build_traces(pool, list(queries)[:n_traces], seed=seed, tool_result_chars=tool_result_chars):
+    kwargs = trace_kwargs(settings or SFTSettings())
+    for trace in build_traces(pool, spread(queries, n_traces), seed=seed, **kwargs):
         rendered, _ = render_jinja_template([trace["messages"]], tools=trace["tools"], chat_template=template)
         texts.append(rendered[0])
     return texts
@@ -98,7 +96,8 @@ def tiny_router_texts(pool: ReplayPool, queries: Sequence[Query], n_traces: int 
 
 def _tiny_spec(s: SFTSettings, seed: int) -> dict:
     return {"vocab_size": s.vocab_size, "hidden_size": s.hidden_size, "layers": s.layers, "heads": s.heads, "seed": seed,
-            "protocol_tokens": 3}
+            "tool_result_chars": s.tool_result_chars, "answer_notes": s.answer_notes,
+            "protocol_tokens": 4}  # bump when protocol_texts changes: a base built with other texts is rebuilt
 
 
 def build_or_load_base(profile: Profile, artifacts: str | os.PathLike, pool: ReplayPool | None = None,
@@ -120,7 +119,7 @@ def build_or_load_base(profile: Profile, artifacts: str | os.PathLike, pool: Rep
         if pool is None or queries is None:
             raise ValueError(f"no tiny base with {spec} in {base}: pass the pool and train queries to build one")
         start = time.perf_counter()
-        texts = tiny_router_texts(pool, queries, seed=profile.seed, tool_result_chars=s.tool_result_chars)
+        texts = tiny_router_texts(pool, queries, seed=profile.seed, settings=s)
         model, tok = build_tiny_router(texts, base, vocab_size=s.vocab_size, hidden_size=s.hidden_size,
                                        layers=s.layers, heads=s.heads, seed=profile.seed)
         add_protocol_tokens(model, tok, protocol_texts(pool, queries), seed=profile.seed)
@@ -139,24 +138,37 @@ def tool_names(pool: ReplayPool, queries: Sequence[Query]) -> list[str]:
 def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 3) -> dict[str, list[str]]:
     """The texts every router prompt repeats verbatim, as the chat template renders them.
 
-    "names": each tool name; "fixed": the two system prompts, the template's text around the tool list and
-    the opening of every tool schema up to its name; "schemas": the rest of each model's tool schema after its
-    name (description, prices, arguments), one per model.
+    "names": each tool name; "fixed": the two system prompts, the template's text around the tool list, the
+    opening of every tool schema up to its name, each tier ("budget tier; "), the argument schema every call
+    tool shares, the router's call/select fragments and the task prompts; "identities": per model, the text
+    between its name and its tier (who it is, its context). A tool's **price stays ordinary text** (digits), so
+    a router can read it and a changed price changes what it reads.
     """
     from transformers.utils.chat_template_utils import render_jinja_template
 
+    from xrouter_lite.agreement import DIFFERENT, SAME
+    from xrouter_lite.pool import TIERS
+    from xrouter_lite.protocol import describe_parts
+
     models = models_of(pool, queries)
-    lines = [json.dumps(tool_schemas([pool.spec(m)], "simple")[0], ensure_ascii=False) for m in models]
     opening = '{"type": "function", "function": {"name": "'  # how tool_schemas' JSON starts, before the name
-    assert all(line.startswith(opening + pool.spec(m).tool + '"') for m, line in zip(models, lines)), opening
-    schemas = [line[len(opening) + len(pool.spec(m).tool):] for m, line in zip(models, lines)]
+    identities, tails = [], set()
+    for m in models:
+        spec = pool.spec(m)
+        line = json.dumps(tool_schemas([spec], "simple")[0], ensure_ascii=False)
+        who, tier, price = describe_parts(spec)
+        head = opening + spec.tool + '", "description": "'
+        assert line.startswith(head + who + tier + price), (line, head)  # the layout this split relies on
+        identities.append(line[len(opening) + len(spec.tool): len(head) + len(who)])
+        tails.add(line[len(head + who + tier + price):])  # '", "parameters": {...}}}': the same for every tool
     marker = {"type": "function", "function": {"name": "MARKER", "description": "", "parameters": {}}}
     (text,), _ = render_jinja_template([[{"role": "system", "content": "SYSTEM"}, {"role": "user", "content": "Q"}]],
                                        tools=[marker], chat_template=qwen25_chat_template())
     line = json.dumps(marker, ensure_ascii=False)
     header = text[text.index("SYSTEM") + len("SYSTEM"): text.index(line) - 1]  # "\n\n# Tools ... <tools>"
     footer = text[text.index(line) + len(line) + 1: text.index("<|im_end|>")]  # "</tools> ... </tool_call>"
-    fixed = [system_prompt("agent", max_turns), system_prompt("simple"), header, footer, opening]
+    fixed = [system_prompt("agent", max_turns), system_prompt("simple"), header, footer, opening,
+             *[f"{t} tier; " for t in TIERS], *sorted(tails), *SAME.split("{tool}"), DIFFERENT]
     # The router's own turns, as render_calls writes them: <tool_call>{"name": NAME, ...ARGS}</tool_call>
     call = render_calls([Action("call", model="M", args={"optimized_system_prompt": "P"})])
     select = render_calls([Action("select", model="M", args={"model_call_name": "N"})])
@@ -164,7 +176,7 @@ def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 
     fixed += [call[: call.index(name)], call[call.index(name) + len(name): call.index('"P"') + 1],
               select[select.index(SELECT) + len(SELECT): select.index('"N"') + 1], call[call.index('"P"') + 2:]]
     prompts = list(dict.fromkeys([*TASK_PROMPTS.values(), DEFAULT_TASK_PROMPT]))
-    return {"names": tool_names(pool, queries), "fixed": fixed + prompts, "schemas": schemas}
+    return {"names": tool_names(pool, queries), "fixed": fixed + prompts, "identities": identities}
 
 
 def add_protocol_tokens(model, tokenizer, texts: dict[str, list[str]], seed: int = 0) -> int:
@@ -172,20 +184,22 @@ def add_protocol_tokens(model, tokenizer, texts: dict[str, list[str]], seed: int
 
     Why: a router prompt is ~200 tokens of JSON per tool (prices, context, argument schema) around a query of
     ~80, so a 12-model prompt is ~2,700 BPE tokens, and every training step and routing decision reads all of
-    it. With the system prompts, the template's fixed text and each tool's schema as a few tokens
-    (`{"type": ... "name": "` + `call_gemini_1_5_flash` + `", "description": ...}}}`), the same prompt is ~50
-    tokens plus the query: SFT and GRPO run ~10x faster on a CPU. Tool names are single tokens, both where the
-    prompt lists them and where the router writes them: spelled in BPE pieces (`call`, `_gemini`, `_`, `1`,
-    `_`, `5`, `_flash`) a tiny model mixes them up (`call_gemini_2_2_2...`); as one token, calling a listed
-    model means copying one token of the prompt.
+    it. With the system prompts, the template's fixed text, each tool's identity and tier and the shared argument
+    schema as single tokens, a tool costs ~20 tokens (`{"type": ... "name": "` + `call_gemini_1_5_flash` +
+    `", "description": "Gemini 1.5 Flash by Google, 1M context; ` + `budget tier; ` + the price in ordinary
+    text + `", "parameters": ...}}}`): SFT and GRPO run several times faster on a CPU. Tool names are single
+    tokens, both where the prompt lists them and where the router writes them: spelled in BPE pieces (`call`,
+    `_gemini`, `_`, `1`, `_`, `5`, `_flash`) a tiny model mixes them up (`call_gemini_2_2_2...`); as one token,
+    calling a listed model means copying one token of the prompt.
 
-    What it costs: the tiny router identifies a tool by its tokens and learns what it is worth from training;
-    it does not read the prices in the text (a Hub model does). A tool whose schema text differs (new prices,
-    a live pool) is spelled in BPE pieces the model has rarely seen. The text itself is unchanged: the tokens
-    decode to it exactly and stay non-special, so `decode(skip_special_tokens=True)` keeps them.
+    What it costs: a tool's identity is one token, so the tiny router can learn what each known model is worth
+    from training alone; its price is left as digits, so it can also learn to read prices, which it only does
+    if training shows it prices that change (GRPO's price jitter). A model whose identity text the base has
+    never seen is spelled in BPE pieces. The text itself is unchanged: the tokens decode to it exactly and stay
+    non-special, so `decode(skip_special_tokens=True)` keeps them.
     """
     names = texts["names"]
-    new = [t for t in names + texts["fixed"] + texts["schemas"] if t not in tokenizer.get_vocab()]
+    new = [t for t in names + texts["fixed"] + texts["identities"] if t not in tokenizer.get_vocab()]
     if not new:
         return 0
     tokenizer.add_tokens(new)
@@ -273,7 +287,7 @@ def train_sft(model, tokenizer, traces: Sequence[dict], out_dir: str | os.PathLi
     stage = stage or ("lora" if adapters else "full")
     args = sft_config(Path(out_dir) / f"{stage}_checkpoints", settings, steps, lr, seed, progress, assistant_only)
     # Tokenizing a trace (template + masks) takes ~30 ms: tokenize only the ones this stage's steps will read.
-    used = list(traces)[: steps * settings.batch_size * settings.grad_accum]
+    used = spread(traces, steps * settings.batch_size * settings.grad_accum)
     datasets.disable_progress_bars()  # TRL's own training bar is the one worth watching
     trainer = SFTTrainer(model=wrapped, args=args, processing_class=tokenizer, train_dataset=sft_dataset(used))
     n = len(trainer.train_dataset)
@@ -302,7 +316,7 @@ def router_info(profile: Profile, source: str = "zeroeval", stage: str = "sft") 
     s = profile.sft
     return {"mode": s.mode, "max_turns": 3, "base": profile.router_model, "load_in_4bit": profile.load_in_4bit,
             "stage": stage, "lambda": s.lam, "source": source, "seed": profile.seed,
-            "tool_result_chars": s.tool_result_chars}
+            "tool_result_chars": s.tool_result_chars, "answer_notes": s.answer_notes}
 
 
 def save_router(model, tokenizer, path: str | os.PathLike, info: dict) -> Path:
@@ -347,10 +361,9 @@ def run_sft(profile: Profile, artifacts: str | os.PathLike, pool: ReplayPool, qu
 
         profile = replace(profile, sft=settings)
     s = profile.sft
-    queries = list(queries)[: s.train_queries] if s.train_queries else list(queries)
+    queries = spread(queries, s.train_queries)
     model, tok = build_or_load_base(profile, artifacts, pool, queries)
-    traces = build_traces(pool, queries, seed=profile.seed, agent_share=s.agent_share, min_pool=s.min_pool,
-                          max_pool=s.max_pool, tool_result_chars=s.tool_result_chars)
+    traces = build_traces(pool, queries, seed=profile.seed, **trace_kwargs(s))
     out = Path(artifacts) / ROUTER_SFT
     logs = []
     if profile.router_model == "tiny" and s.full_steps:
