@@ -191,13 +191,14 @@ class EpisodeStepper:
     `max_tool_chars` clips each model answer the router reads (`select_response` still returns it whole);
     a small CPU router needs short tool results, and training and evaluation must clip alike. `answer_notes`
     adds the runtime's final-answer check to each tool message after the first (`agreement.note`).
+    `state_lambda` tells the router the reward's cost weight in its system prompt (a λ-conditioned router).
     """
 
     def __init__(self, query: Query, pool: Pool, allowed: Sequence[str], mode: str = "agent", max_turns: int = 3,
                  reward_cfg: RewardConfig = RewardConfig(), grader: Grader | None = None,
                  pool_records: Mapping[str, float] | None = None, count_tokens: Callable[[str], int] | None = None,
                  max_chars: int = MAX_TURN_CHARS, max_tool_chars: int = MAX_TOOL_RESULT_CHARS,
-                 answer_notes: bool = False):
+                 answer_notes: bool = False, state_lambda: bool = False):
         allowed = list(allowed)
         tools = tool_schemas([pool.spec(m) for m in allowed], mode)  # validates mode and every id
         if mode == "simple":
@@ -208,7 +209,8 @@ class EpisodeStepper:
         self.grader = grader or _default_grader(pool_records)
         self.count = count_tokens or default_count_tokens()
         self.episode = Episode(query.id, query.task, query.source, allowed, mode, tools=tools,
-                               messages=router_messages(query.text, mode, max_turns))
+                               messages=router_messages(query.text, mode, max_turns,
+                                                        reward_cfg.lam if state_lambda else None))
         self.msg_tokens = sum(self.count(m["content"]) for m in self.episode.messages)
         self.tool_tokens = self.count(json.dumps(tools))
         self.answers: dict[str, Answer] = {}  # model -> its latest answer, for select_response
@@ -316,13 +318,13 @@ def run_episode(router: Router, query: Query, pool: Pool, allowed: Sequence[str]
                 pool_records: Mapping[str, float] | None = None,
                 count_tokens: Callable[[str], int] | None = None,
                 max_chars: int = MAX_TURN_CHARS, max_tool_chars: int = MAX_TOOL_RESULT_CHARS,
-                answer_notes: bool = False) -> Episode:
+                answer_notes: bool = False, state_lambda: bool = False) -> Episode:
     """Run the router on one query with the sample's sub-pool `allowed` (ids); the graded, rewarded Episode.
 
     An id in `allowed` that the pool lacks raises PoolError up front (a caller's mistake, not the router's).
     """
     stepper = EpisodeStepper(query, pool, allowed, mode, max_turns, reward_cfg, grader, pool_records,
-                             count_tokens, max_chars, max_tool_chars, answer_notes)
+                             count_tokens, max_chars, max_tool_chars, answer_notes, state_lambda)
     while not stepper.done:
         stepper.step(router(stepper.messages, stepper.tools))
     return stepper.episode

@@ -82,13 +82,15 @@ def evaluate_lm_router(model, tokenizer, pool: Pool, queries: Sequence[Query], m
                        lam: float = 3.0, workers: int = 16, max_turns: int = 3, tool_result_chars: int | None = None,
                        name: str = "lm router", c_max: float | None = None, max_new_tokens: int = 128,
                        reward_cfg: RewardConfig | None = None, progress: bool = True,
-                       guided: bool = True, answer_notes: bool = False) -> tuple[list[Episode], dict]:
+                       guided: bool = True, answer_notes: bool = False,
+                       state_lambda: bool = False) -> tuple[list[Episode], dict]:
     """Run the LM router (greedy) on `queries` through the episode runner; (episodes, row) as described above.
 
     `allowed`: None = each query's full source pool; a list = one sub-pool for all; a dict {query id: sub-pool}
     or a function of the query. `workers` episodes run at once, so `LMRouter` batches their turns.
     `guided=False` turns off guided decoding of tool names (`guided.py`): the raw model's format. Pass the
-    `answer_notes` the router was trained with (router.json), like `tool_result_chars`.
+    `answer_notes` the router was trained with (router.json), like `tool_result_chars`. `state_lambda` writes `lam`
+    into the router's prompt: a λ-conditioned router (router.json `lambda_in_prompt`) routes for that cost weight.
     """
     from xrouter_lite.lm_router import LMRouter
 
@@ -102,7 +104,8 @@ def evaluate_lm_router(model, tokenizer, pool: Pool, queries: Sequence[Query], m
     cfg = RewardConfig(lam=lam) if reward_cfg is None else reward_cfg
     episodes = run_episodes(router, list(queries), pool, allowed=allowed, pool_records=records or None,
                             progress=progress, workers=workers, mode=mode, max_turns=max_turns, reward_cfg=cfg,
-                            max_tool_chars=tool_result_chars or MAX_TOOL_RESULT_CHARS, answer_notes=answer_notes)
+                            max_tool_chars=tool_result_chars or MAX_TOOL_RESULT_CHARS, answer_notes=answer_notes,
+                            state_lambda=state_lambda)
     models = pool.models_for(queries[0].source) if queries else None
     row = episode_row(episodes, name, cfg.lam, models, c_max) | {"mode": mode, "guided": guided} | format_stats(episodes)
     return episodes, row

@@ -28,7 +28,7 @@ import math
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -56,6 +56,7 @@ class GRPORow:
     allowed: tuple[str, ...]
     mode: str  # "simple" (one decision) or "agent" (call, read, select/answer)
     prices: tuple[tuple[str, float], ...] = ()  # price jitter: (model, factor) pairs shown and charged (repricing.py)
+    lam: float | None = None  # this row's cost weight (a λ-conditioned run draws one per row); None: the settings'
 
 
 def _check_train_only(queries: Sequence[Query]) -> None:
@@ -84,7 +85,7 @@ def training_rows(pool: ReplayPool, queries: Sequence[Query], settings: GRPOSett
         queries = [queries[i] for i in keep]
     candidates = []
     for q in queries:
-        models = pool.models_for(q.source)
+        models = [m for m in pool.models_for(q.source) if m not in settings.held_out]  # unseen at evaluation
         for j in range(settings.pools_per_query):
             if rng.random() < settings.full_pool_share:  # the setting evaluation and serving use
                 allowed = list(models)
@@ -93,7 +94,8 @@ def training_rows(pool: ReplayPool, queries: Sequence[Query], settings: GRPOSett
                                          max_size=settings.max_pool)
             mode = "agent" if rng.random() < settings.agent_share else "simple"
             factors = draw_factors(allowed, rng, settings.price_jitter) if rng.random() < settings.jitter_share else {}
-            candidates.append(GRPORow(f"{q.id}#{j}", q, tuple(allowed), mode, tuple(sorted(factors.items()))))
+            lam = float(rng.choice(settings.lambda_grid)) if settings.lambda_grid else None
+            candidates.append(GRPORow(f"{q.id}#{j}", q, tuple(allowed), mode, tuple(sorted(factors.items())), lam))
     outcomes = pool.subpool_outcomes([r.query.id for r in candidates], [r.allowed for r in candidates])
     can_vary = [bool((correct > 0).any()) for correct, _ in outcomes]
     rows = [r for r, ok in zip(candidates, can_vary) if ok or not drop]
@@ -102,7 +104,8 @@ def training_rows(pool: ReplayPool, queries: Sequence[Query], settings: GRPOSett
              "constant_share": 1 - sum(can_vary) / max(len(candidates), 1), "dropped": len(candidates) - len(rows),
              "rows": len(rows), "agent_rows": modes["agent"], "simple_rows": modes["simple"],
              "mean_pool_size": float(np.mean([len(r.allowed) for r in rows])) if rows else 0.0,
-             "full_pool_rows": sum(len(r.allowed) == len(pool.models_for(r.query.source)) for r in rows),
+             "full_pool_rows": sum(len(r.allowed) == len(pool.models_for(r.query.source)) - len(settings.held_out)
+                                   for r in rows),
              "repriced_rows": sum(bool(r.prices) for r in rows)}
     return rows, stats
 
@@ -219,9 +222,11 @@ def play_episodes(model, tokenizer, rows: Sequence[GRPORow], pool: ReplayPool, s
     base_cfg.update(eos_token_id=sorted(eos), pad_token_id=pad)
     from xrouter_lite.repricing import RepricedPool
 
+    stated = bool(settings.lambda_grid) or settings.state_lambda  # a λ-conditioned router reads λ in its prompt
     steppers = [EpisodeStepper(r.query, RepricedPool(pool, dict(r.prices)) if r.prices else pool, r.allowed, r.mode,
-                               max_turns, reward_cfg, grader, max_tool_chars=settings.max_tool_chars,
-                               answer_notes=settings.answer_notes) for r in rows]
+                               max_turns, reward_cfg if r.lam is None else replace(reward_cfg, lam=r.lam), grader,
+                               max_tool_chars=settings.max_tool_chars, answer_notes=settings.answer_notes,
+                               state_lambda=stated) for r in rows]
     prompt_cache: dict[str, list[int]] = {}
     prompts = []
     for r, s in zip(rows, steppers):

@@ -63,6 +63,11 @@ class GRPOSettings:
     #                               a sub-pool, so the router learns to read which tools it has
     min_pool: int = 2  # smallest sub-pool; sub-pools make the router read the prices instead of memorising one pool
     max_pool: int | None = None  # largest sub-pool (None = the whole pool)
+    lambda_grid: tuple = ()  # non-empty: each row draws its cost weight from these and the prompt states it (one
+    #                          router for every budget); empty: every row uses `lam`
+    state_lambda: bool = False  # state the fixed `lam` in the prompt (set from router.json for a λ-conditioned router)
+    held_out: tuple = ()  # models no training row offers: evaluation offers them as *unseen* models (set by notebook 03
+    #                       from the SFT router's router.json, so both stages hold out the same ones)
     price_jitter: float = 0.0  # > 1: some rows reprice some models by up to this factor either way, in the prompt
     #                           AND the charge (repricing.py), so the router has to read prices; 0 = real prices
     jitter_share: float = 0.5  # share of rows with repriced models (when price_jitter > 1)
@@ -113,6 +118,9 @@ class SFTSettings:
     agreement: bool = True  # agent-mode plans may call two models and ask a third only when their answers differ
     answer_notes: bool = True  # tool messages carry the runtime's final-answer check (agreement.py): what makes the
     #                            agreement plans learnable for a tiny router; recorded in router.json
+    lambda_grid: tuple = ()  # non-empty: each trace draws its cost weight from these, states it in the system prompt,
+    #                          and its label is the best plan at that λ (a λ-conditioned router); empty: `lam` only
+    held_out: tuple = ()  # models no trace offers: evaluation offers them as *unseen* models (router.json records them)
     price_jitter: float = 0.0  # > 1: some traces reprice models by up to this factor (shown and valued); see GRPO's
     jitter_share: float = 0.5  # share of traces with repriced models (when price_jitter > 1)
     # Training: a full-parameter stage (tiny model only), then a LoRA stage (the path a Hub model takes)

@@ -87,10 +87,20 @@ def system_prompt(mode: str = "agent", max_turns: int = 3) -> str:
     return AGENT_PROMPT.format(max_turns=max_turns) if mode == "agent" else SIMPLE_PROMPT
 
 
-def router_messages(query_text: str, mode: str = "agent", max_turns: int = 3) -> list[dict]:
-    """The router's opening conversation: the system prompt and the user's query."""
-    return [{"role": "system", "content": system_prompt(mode, max_turns)},
-            {"role": "user", "content": query_text}]
+COST_LINE = "\nCost weight: {lam} reward points per USD."  # the stated price of a dollar (a λ-conditioned router)
+
+
+def cost_line(lam: float) -> str:
+    """The system prompt's last line for a router told its cost weight λ: plain digits a tiny router can read."""
+    if not (math.isfinite(lam) and lam >= 0):
+        raise ValueError(f"the cost weight must be a finite number >= 0, got {lam!r}")
+    return COST_LINE.format(lam=f"{lam:g}")
+
+
+def router_messages(query_text: str, mode: str = "agent", max_turns: int = 3, lam: float | None = None) -> list[dict]:
+    """The router's opening conversation: the system prompt (with the cost weight λ, if given) and the query."""
+    system = system_prompt(mode, max_turns) + (cost_line(lam) if lam is not None else "")
+    return [{"role": "system", "content": system}, {"role": "user", "content": query_text}]
 
 
 def describe_parts(spec: ModelSpec) -> tuple[str, str, str]:
@@ -124,20 +134,18 @@ def tool_schemas(models: Sequence[ModelSpec], mode: str = "agent") -> list[dict]
 
 
 def _call_schema(spec: ModelSpec) -> dict:
+    # Terse on purpose: 12 tools are in every prompt, and a Hub router reads them as ~130 tokens each.
     return {"type": "function", "function": {
         "name": spec.tool,
         "description": describe(spec),
         "parameters": {
             "type": "object",
             "properties": {
-                "optimized_system_prompt": {
-                    "type": "string",
-                    "description": "The system prompt you write for this model; the user query is sent as is."},
-                "temperature": {"type": "number", "default": DEFAULT_TEMPERATURE, "minimum": 0, "maximum": 2,
-                                "description": "Sampling temperature."},
+                "optimized_system_prompt": {"type": "string",
+                                            "description": "Your system prompt for this model; the query is sent as is."},
+                "temperature": {"type": "number", "default": DEFAULT_TEMPERATURE, "minimum": 0, "maximum": 2},
             },
             "required": ["optimized_system_prompt"],
-            "additionalProperties": False,
         }}}
 
 
@@ -150,7 +158,6 @@ def _select_schema(tools: list[str]) -> dict:
             "properties": {"model_call_name": {"type": "string", "enum": tools,
                                                "description": "The tool name of the called model."}},
             "required": ["model_call_name"],
-            "additionalProperties": False,
         }}}
 
 

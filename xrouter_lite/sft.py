@@ -75,7 +75,8 @@ def trace_kwargs(s: SFTSettings) -> dict:
     return {"agent_share": s.agent_share, "min_pool": s.min_pool, "max_pool": s.max_pool,
             "tool_result_chars": s.tool_result_chars, "labels": s.labels, "lam": s.lam,
             "label_temperature": s.label_temperature, "full_pool_share": s.full_pool_share, "agreement": s.agreement,
-            "price_jitter": s.price_jitter, "jitter_share": s.jitter_share, "answer_notes": s.answer_notes}
+            "price_jitter": s.price_jitter, "jitter_share": s.jitter_share, "answer_notes": s.answer_notes,
+            "held_out": s.held_out, "lambda_grid": s.lambda_grid}
 
 
 def tiny_router_texts(pool: ReplayPool, queries: Sequence[Query], n_traces: int = TOKENIZER_TRACES, seed: int = 0,
@@ -148,7 +149,7 @@ def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 
 
     from xrouter_lite.agreement import DIFFERENT, SAME
     from xrouter_lite.pool import TIERS
-    from xrouter_lite.protocol import describe_parts
+    from xrouter_lite.protocol import COST_LINE, describe_parts
 
     models = models_of(pool, queries)
     opening = '{"type": "function", "function": {"name": "'  # how tool_schemas' JSON starts, before the name
@@ -168,7 +169,8 @@ def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 
     header = text[text.index("SYSTEM") + len("SYSTEM"): text.index(line) - 1]  # "\n\n# Tools ... <tools>"
     footer = text[text.index(line) + len(line) + 1: text.index("<|im_end|>")]  # "</tools> ... </tool_call>"
     fixed = [system_prompt("agent", max_turns), system_prompt("simple"), header, footer, opening,
-             *[f"{t} tier; " for t in TIERS], *sorted(tails), *SAME.split("{tool}"), DIFFERENT]
+             *[f"{t} tier; " for t in TIERS], *sorted(tails), *SAME.split("{tool}"), DIFFERENT,
+             *COST_LINE.split("{lam}")]  # the stated cost weight: its digits stay ordinary text
     # The router's own turns, as render_calls writes them: <tool_call>{"name": NAME, ...ARGS}</tool_call>
     call = render_calls([Action("call", model="M", args={"optimized_system_prompt": "P"})])
     select = render_calls([Action("select", model="M", args={"model_call_name": "N"})])
@@ -316,7 +318,8 @@ def router_info(profile: Profile, source: str = "zeroeval", stage: str = "sft") 
     s = profile.sft
     return {"mode": s.mode, "max_turns": 3, "base": profile.router_model, "load_in_4bit": profile.load_in_4bit,
             "stage": stage, "lambda": s.lam, "source": source, "seed": profile.seed,
-            "tool_result_chars": s.tool_result_chars, "answer_notes": s.answer_notes}
+            "tool_result_chars": s.tool_result_chars, "answer_notes": s.answer_notes, "held_out": list(s.held_out),
+            "lambda_in_prompt": bool(s.lambda_grid), "lambda_grid": list(s.lambda_grid)}
 
 
 def save_router(model, tokenizer, path: str | os.PathLike, info: dict) -> Path:

@@ -138,16 +138,19 @@ class PlanValues:
                     for a, b in combinations(range(k), 2):
                         same[:, a, b] = same[:, b, a] = [agree(x, y) for x, y in zip(answers[:, a], answers[:, b])]
             self.data[task] = (models, correct, usd, same)
-            self._base[task] = self._values(task, range(len(models)), np.ones(len(models)))
 
-    def _values(self, task: str, idx, factors: np.ndarray) -> tuple[dict[str, float], np.ndarray | None]:
+    def _values(self, task: str, idx, factors: np.ndarray, lam: float | None = None
+                ) -> tuple[dict[str, float], np.ndarray | None]:
         """Singles {model: value} and checks [a, b, s] (over positions `idx`) at prices scaled by `factors`."""
+        from dataclasses import replace
+
         from xrouter_lite.reward import reward_array
 
+        cfg = self.cfg if lam is None else replace(self.cfg, lam=lam)
         models, correct, usd, agree = self.data[task]
         idx = list(idx)
         c, u = correct[:, idx], usd[:, idx] * factors[None, :]
-        singles = dict(zip([models[i] for i in idx], reward_array(c, u, self.cfg).mean(axis=0).tolist()))
+        singles = dict(zip([models[i] for i in idx], reward_array(c, u, cfg).mean(axis=0).tolist()))
         if agree is None:
             return singles, None
         k = len(idx)
@@ -155,26 +158,30 @@ class PlanValues:
         for a, b in combinations(range(k), 2):
             same = agree[:, idx[a], idx[b]]
             pair_cost = u[:, a] + u[:, b]
-            r_agree = reward_array(c[:, a], pair_cost, self.cfg)
-            r_escalate = reward_array(c, pair_cost[:, None] + u, self.cfg)  # [q, s]
+            r_agree = reward_array(c[:, a], pair_cost, cfg)
+            r_escalate = reward_array(c, pair_cost[:, None] + u, cfg)  # [q, s]
             v = (same[:, None] * r_agree[:, None] + (~same)[:, None] * r_escalate).mean(axis=0)
             v[[a, b]] = -np.inf  # the third model must be another one
             values[a, b] = values[b, a] = v
         return singles, values
 
-    def plans(self, task: str, allowed: Sequence[str], mode: str,
-              factors: dict[str, float] | None = None) -> tuple[list[Plan], np.ndarray]:
-        """Every plan the sub-pool `allowed` permits in `mode`, with its expected reward (at scaled prices)."""
+    def plans(self, task: str, allowed: Sequence[str], mode: str, factors: dict[str, float] | None = None,
+              lam: float | None = None) -> tuple[list[Plan], np.ndarray]:
+        """Every plan the sub-pool `allowed` permits in `mode`, with its expected reward (at scaled prices; at the
+        cost weight `lam`, default the config's)."""
         models, _, usd, _ = self.data[task]
         pos = {m: i for i, m in enumerate(models)}
         if factors:
             idx = [pos[m] for m in allowed]
             f = np.array([factors.get(m, 1.0) for m in allowed])
-            singles, checks = self._values(task, idx, f)
+            singles, checks = self._values(task, idx, f, lam)
             at = {m: i for i, m in enumerate(allowed)}
         else:
-            singles, checks = self._base[task]
-            f, at = None, pos
+            key = (task, lam)
+            if key not in self._base:  # every model at list prices: computed once per (task, λ)
+                self._base[key] = self._values(task, range(len(models)), np.ones(len(models)), lam)
+            singles, checks = self._base[key]
+            at = pos
         plans = [Plan((m,)) for m in allowed]
         values = [singles[m] for m in allowed]
         if mode == "agent" and checks is not None:
@@ -188,10 +195,10 @@ class PlanValues:
                         values.append(float(v))
         return plans, np.asarray(values)
 
-    def best(self, task: str, allowed: Sequence[str], mode: str,
-             factors: dict[str, float] | None = None) -> tuple[Plan, float]:
+    def best(self, task: str, allowed: Sequence[str], mode: str, factors: dict[str, float] | None = None,
+             lam: float | None = None) -> tuple[Plan, float]:
         """The plan with the highest expected reward (ties: the first listed, singles before checks)."""
-        plans, values = self.plans(task, allowed, mode, factors)
+        plans, values = self.plans(task, allowed, mode, factors, lam)
         i = int(np.argmax(values))
         return plans[i], float(values[i])
 
@@ -211,7 +218,8 @@ def build_traces(pool: ReplayPool, queries: Sequence[Query], seed: int = 0, agen
                  tool_result_chars: int = MAX_TOOL_RESULT_CHARS, labels: str = "expected", lam: float = 10.0,
                  label_temperature: float = 0.02, full_pool_share: float = 0.5, agreement: bool = True,
                  values: PlanValues | None = None, price_jitter: float = 0.0, jitter_share: float = 0.5,
-                 answer_notes: bool = False) -> list[dict]:
+                 answer_notes: bool = False, held_out: Sequence[str] = (), lambda_grid: Sequence[float] = (),
+                 state_lambda: bool = False) -> list[dict]:
     """One SFT example per query: {"messages", "tools", "query_id", "task", "mode", "label", "plan", "allowed"}.
 
     `lam` is the reward's cost weight the expected-reward teacher optimises (use the GRPO stage's); `agreement`
@@ -219,7 +227,10 @@ def build_traces(pool: ReplayPool, queries: Sequence[Query], seed: int = 0, agen
     traces by up to that factor either way (`repricing.py`): the prompt shows the new prices and the teacher
     values plans at them, so the label follows the prices. `tool_result_chars` clips the model answers an agent trace shows
     the router; evaluation and GRPO clip the same way (`format_tool_result`), so the router always reads what it
-    was trained on.
+    was trained on. `held_out` models never appear in a trace: evaluation can then offer them as unseen models.
+    `lambda_grid` (non-empty: a λ-conditioned router) draws each trace's cost weight from the grid, states it in the
+    system prompt and values the plans at it, so the label depends on the stated λ; `state_lambda` states the
+    fixed `lam` in every prompt.
     """
     if labels not in LABELS:
         raise ValueError(f"unknown labels {labels!r}; choose one of: {', '.join(LABELS)}")
@@ -229,7 +240,7 @@ def build_traces(pool: ReplayPool, queries: Sequence[Query], seed: int = 0, agen
     rng = np.random.default_rng(seed)
     draws = []  # (sub-pool, mode, price factors) per query, drawn in query order: a seed always gives the same traces
     for q in queries:
-        source_models = pool.models_for(q.source)
+        source_models = [m for m in pool.models_for(q.source) if m not in held_out]
         if rng.random() < full_pool_share:
             allowed = list(source_models)
         else:
@@ -237,26 +248,30 @@ def build_traces(pool: ReplayPool, queries: Sequence[Query], seed: int = 0, agen
         mode = "agent" if rng.random() < agent_share else "simple"
         factors = draw_factors(allowed, rng, price_jitter) if rng.random() < jitter_share else {}
         draws.append((allowed, mode, factors))
+    lams = [float(rng.choice(lambda_grid)) for _ in queries] if len(lambda_grid) else [lam] * len(queries)
     if labels == "expected":
         values = values or PlanValues(pool, queries, RewardConfig(lam=lam), agreement=agreement)
-        plans = [sample_plan(*values.plans(q.task, allowed, mode, factors), label_temperature, rng)
-                 for q, (allowed, mode, factors) in zip(queries, draws)]
+        plans = [sample_plan(*values.plans(q.task, allowed, mode, factors, q_lam), label_temperature, rng)
+                 for q, (allowed, mode, factors), q_lam in zip(queries, draws, lams)]
     else:
         acc = task_accuracy(pool, queries)
         outcomes = pool.subpool_outcomes([q.id for q in queries], [allowed for allowed, _, _ in draws])
         plans = [Plan((oracle_label(correct, usd * np.array([f.get(m, 1.0) for m in allowed]), allowed,
                                     [acc.get((q.task, m), 0.0) for m in allowed]),))
                  for q, (allowed, _, f), (correct, usd) in zip(queries, draws, outcomes)]
+    stated = bool(len(lambda_grid)) or state_lambda
     traces = []
-    for q, (allowed, mode, factors), plan in zip(queries, draws, plans):
+    for q, (allowed, mode, factors), plan, q_lam in zip(queries, draws, plans, lams):
         view = RepricedPool(pool, factors) if factors else pool
-        trace = make_trace(view, q, allowed, plan, mode, max_turns, tool_result_chars, answer_notes)
-        traces.append(trace | {"prices": factors})
+        trace = make_trace(view, q, allowed, plan, mode, max_turns, tool_result_chars, answer_notes,
+                           q_lam if stated else None)
+        traces.append(trace | {"prices": factors, "lambda": q_lam})
     return traces
 
 
 def make_trace(pool: ReplayPool, query: Query, allowed: Sequence[str], plan: Plan | str, mode: str,
-               max_turns: int = 3, tool_result_chars: int = MAX_TOOL_RESULT_CHARS, answer_notes: bool = False) -> dict:
+               max_turns: int = 3, tool_result_chars: int = MAX_TOOL_RESULT_CHARS, answer_notes: bool = False,
+               lam: float | None = None) -> dict:
     """The conversation that carries out `plan` (or a single model id) for `query` in `mode`.
 
     Simple mode: one call. Agent mode: call, read, select; for an agreement check, two calls in one turn, then
@@ -266,7 +281,7 @@ def make_trace(pool: ReplayPool, query: Query, allowed: Sequence[str], plan: Pla
     if mode == "simple" and plan.checks_agreement:
         raise ValueError("simple mode makes exactly one call: an agreement check needs agent mode")
     prompt = task_prompt(query.task)
-    messages = router_messages(query.text, mode, max_turns)
+    messages = router_messages(query.text, mode, max_turns, lam)  # lam: stated to a λ-conditioned router
 
     def call(models: Sequence[str]) -> dict[str, str]:
         messages.append({"role": "assistant", "content": render_calls(
