@@ -35,6 +35,14 @@ def test_after_a_call_opener_only_the_prompts_tools_can_be_named():
     assert left == {"call_a", "call_c", SELECT} and right == {"call_b"}
 
 
+def test_a_model_called_earlier_in_the_episode_is_not_offered_again():
+    c = name_constraint(Vocab(VOCAB), [tools("call_a", "call_b", SELECT)])
+    ids = [VOCAB[CALL_OPENER], VOCAB["call_a"], 0, VOCAB[CALL_OPENER]]
+    assert allowed_after(c, [ids]) == [{"call_b", SELECT}]  # a replayed model would answer the same twice
+    ids = [VOCAB[CALL_OPENER], VOCAB["call_a"], 0, VOCAB[CALL_OPENER], VOCAB["call_b"], 1, VOCAB[CALL_OPENER]]
+    assert allowed_after(c, [ids]) == [{SELECT}]
+
+
 def test_other_positions_are_left_to_the_model():
     c = name_constraint(Vocab(VOCAB), [tools("call_a")])
     assert allowed_after(c, [[VOCAB[CALL_OPENER], 0]]) == [set(VOCAB)]

@@ -334,3 +334,15 @@ def test_spread_keeps_every_task_where_a_prefix_would_not():  # evaluation.sprea
     picked = spread(queries, 4)
     assert len(picked) == 4 and {q.task for q in picked} == {"gsm", "crux", "math-l5"}
     assert spread(queries, None) == queries and spread(queries, 50) == queries
+
+
+def test_lambda_conditioned_traces_state_the_cost_weight_and_follow_it(pool):
+    traces = build_traces(pool, pool.queries("train"), seed=0, lambda_grid=(1.0, 1000.0), label_temperature=0.0,
+                          full_pool_share=1.0, agent_share=0.0)
+    for t in traces:
+        assert t["messages"][0]["content"].endswith(f"\nCost weight: {t['lambda']:g} reward points per USD.")
+    by_lam = {lam: {t["label"] for t in traces if t["lambda"] == lam} for lam in (1.0, 1000.0)}
+    assert by_lam[1.0] == {"big-llm"}  # always right: worth its price when a dollar costs 1 point
+    assert "big-llm" not in by_lam[1000.0]  # at 1000 points per dollar a cheaper model earns more
+    plain = build_traces(pool, pool.queries("train")[:2], seed=0)
+    assert "Cost weight" not in plain[0]["messages"][0]["content"]  # a fixed-λ router is not told

@@ -7,7 +7,7 @@ name is one prediction, and a 2-layer model trained for minutes learns the prior
 learns to check which of them the prompt lists (measured: ~60% of its calls named a tool outside a sampled
 sub-pool after SFT). The constraint touches only the name token after the two openers the protocol writes,
 
-    <tool_call>\\n{"name": "   ->  one of the prompt's tools (call_* or select_response)
+    <tool_call>\\n{"name": "   ->  one of the prompt's tools not called yet in the episode (or select_response)
     "model_call_name": "        ->  one of the call_* tools called earlier in the episode (any listed one if none)
 
 and leaves every other token, the rest of the format included, to the model. A Hub model spells names in
@@ -44,9 +44,11 @@ class ToolNameConstraint:
         for opener, which in ((self.call_opener_id, 0), (self.select_opener_id, 1)):
             for row in torch.nonzero(last == opener).flatten().tolist():
                 keep = self.allowed[row % len(self.allowed)][which]  # rows repeat when sequences are sampled per prompt
+                called = self.called(input_ids[row])
                 if which == 1:  # select_response may only name a tool this episode has called
-                    called = self.called(input_ids[row])
                     keep = [i for i in keep if i in called] or keep
+                else:  # a model already called would answer the same again: only new ones (or select_response)
+                    keep = [i for i in keep if i not in called] or keep
                 if keep:
                     masked = torch.full_like(scores[row], float("-inf"))
                     masked[keep] = scores[row, keep]
@@ -100,7 +102,8 @@ def guided_positions(input_ids: torch.LongTensor, completion_len: int, ids: Guid
     """(row, completion position, allowed ids) wherever `ToolNameConstraint` restricted the sampled token.
 
     Rebuilt from the token ids alone, exactly as the sampler decided: after the call opener, the names the
-    row's prompt lists (its tools, `select_response` included); after the select opener, the call names
+    row's prompt lists (its tools, `select_response` included) and the episode has not called yet; after the
+    select opener, the call names
     already written in this episode, else every listed call name. Used by GRPO's loss, so the log-probability
     it trains is the one of the distribution the rollout sampled from (on-policy), not the unmasked model's.
     """
@@ -112,12 +115,12 @@ def guided_positions(input_ids: torch.LongTensor, completion_len: int, ids: Guid
         if row not in listed:
             listed[row] = [i for i in dict.fromkeys(input_ids[row, :prompt_len].tolist()) if i in ids.names]
         names = listed[row]
-        if prev[row, t] == ids.call_opener:
-            out.append((row, t, names))
-            continue
-        calls = [i for i in names if i != ids.select_name]
         seq = input_ids[row, : prompt_len + t]
         at = torch.nonzero(seq[:-1] == ids.call_opener).flatten() + 1
         called = set(seq[at].tolist())
+        if prev[row, t] == ids.call_opener:
+            out.append((row, t, [i for i in names if i not in called] or names))
+            continue
+        calls = [i for i in names if i != ids.select_name]
         out.append((row, t, [i for i in calls if i in called] or calls))
     return out
