@@ -129,7 +129,7 @@ def test_verdict_text_and_sentences():
     assert V.Verdict.from_dict(below.to_dict()) == below
     # another line and unit: cost saved in percent against 0
     saved = V.verdict(V.Interval(0.46, 0.40, 0.52), unit="%", digits=0)
-    assert saved.outcome == "beats" and saved.text == "+46 % (95% interval +40 to +52)"
+    assert saved.outcome == "beats" and saved.text == "+46% (95% interval +40 to +52)"
     assert V.label(below, more="above") == "below" and V.label(v) == "not shown"
 
 
@@ -149,3 +149,21 @@ def test_best_single_at_cost():
     assert V.best_single_at_cost(2.5, singles) == ("b", 0.8, 2.0)
     assert V.best_single_at_cost(0.5, singles) is None
     assert V.best_single_at_cost(4.0, singles)[0] == "c"  # at its own cost counts
+
+
+def test_gains_over_sft_are_interval_verdicts():
+    from xrouter_lite.grpo import gains_over_sft
+
+    rng = np.random.default_rng(6)
+    n = 150
+    singles = V.Singles(["cheap", "best"], (rng.random((n, 2)) < [0.5, 0.9]).astype(float),
+                        np.tile([1e-4, 1e-2], (n, 1)))
+    sft = V.Outcomes.from_arrays("sft", singles.correct[:, 0], singles.usd[:, 0], lam=10)  # calls cheap always
+    same = gains_over_sft(sft, sft, singles)
+    assert same["reward_vs_sft"].outcome == "not shown"  # identical routers: the interval is exactly 0
+    assert same["above_zero_hull"].outcome == "not shown"  # a single model lies on the hull
+    assert same["cheaper_than_most_accurate"].outcome == "beats"  # 99% cheaper than "best", always
+    better = V.Outcomes.from_arrays("grpo", singles.correct.max(axis=1), singles.usd[:, 0] * 2, lam=10)
+    g = gains_over_sft(better, sft, singles)
+    assert g["reward_vs_sft"].outcome == "beats" and g["above_zero_hull"].outcome == "beats"
+    assert "points" in g["reward_vs_sft"].text and "%" in g["cheaper_than_most_accurate"].text

@@ -201,7 +201,7 @@ class Verdict:
 
     def size(self, digits: int = 1) -> str:
         """The estimate's size without sign, in the unit: '1.2 points'."""
-        return f"{abs(self.interval.estimate - self.line) * self.scale:.{digits}f} {self.unit}"
+        return f"{abs(self.interval.estimate - self.line) * self.scale:.{digits}f}{_sep(self.unit)}{self.unit}"
 
     def bounds(self, digits: int = 1) -> str:
         lo, hi = ((v - self.line) * self.scale for v in (self.interval.low, self.interval.high))
@@ -218,6 +218,10 @@ class Verdict:
                    d.get("scale", 100.0), d.get("line", 0.0))
 
 
+def _sep(unit: str) -> str:
+    return "" if unit == "%" else " "
+
+
 def _signed(x: float, digits: int) -> str:
     """+1.2 / -3.4, and +0.0 rather than -0.0."""
     s = f"{x:+.{digits}f}"
@@ -230,22 +234,124 @@ def verdict(iv: Interval, line: float = 0.0, unit: str = "points", scale: float 
     est = (iv.estimate - line) * scale
     lo, hi = ((v - line) * scale for v in (iv.low, iv.high))
     pct = f"{round(iv.level * 100):g}%"
-    text = f"{_signed(est, digits)} {unit} ({pct} interval {_signed(lo, digits)} to {_signed(hi, digits)})"
+    text = f"{_signed(est, digits)}{_sep(unit)}{unit} ({pct} interval {_signed(lo, digits)} to {_signed(hi, digits)})"
     return Verdict(iv, outcome, text, unit, scale, line)
 
 
-def sentence(subject: str, v: Verdict, comparator: str, more: str = "above", less: str = "below",
+def sentence(subject: str, v: Verdict, comparator: str = "", more: str = "above", less: str = "below",
              digits: int = 1) -> str:
     """One plain sentence: "<subject> is 1.2 points below <comparator> (95% interval ...)", saying "not shown"
     when the interval crosses the line, so a tiny or noisy difference is never read as a win or a loss."""
     direction = more if v.interval.estimate >= v.line else less
     pct = f"{round(v.interval.level * 100):g}%"
-    where = f"({pct} interval {v.bounds(digits)}, {v.interval.n} queries)"
-    if v.outcome == "not shown":
-        return f"{subject} is {v.size(digits)} {direction} {comparator} {where}: not shown either way"
-    return f"{subject} is {v.size(digits)} {direction} {comparator} {where}"
+    where = f"({pct} interval {v.bounds(digits)}, {v.interval.n} queries"
+    where += "): not shown either way" if v.outcome == "not shown" else ")"
+    return " ".join(p for p in (subject, "is", v.size(digits), direction, comparator, where) if p)
 
 
 def label(v: Verdict, more: str = "beats", less: str = "below") -> str:
     """A short cell for tables: 'beats', 'below' or 'not shown' (with custom words for the first two)."""
     return {"beats": more, "below": less}.get(v.outcome, "not shown")
+
+
+# ---------------------------------------------------------------- routers against each other, in words
+@dataclass
+class Singles:
+    """Every single model's per-query outcomes on the evaluated queries: the zero router's raw material."""
+
+    models: list[str]
+    correct: np.ndarray  # [n, M]
+    usd: np.ndarray  # [n, M]
+
+    def __post_init__(self):
+        self.correct, self.usd = np.asarray(self.correct, dtype=float), np.asarray(self.usd, dtype=float)
+        if self.correct.shape != self.usd.shape or self.correct.shape[1:] != (len(self.models),):
+            raise ValueError(f"single-model outcomes must be [n, {len(self.models)}]: {self.correct.shape}")
+
+    @classmethod
+    def from_pool(cls, pool, queries) -> "Singles":
+        """The outcomes of every model of the queries' source (`queries`: a query table or Query objects)."""
+        import pandas as pd
+
+        from xrouter_lite.routers import outcome_matrix, source_models
+
+        frame = queries if isinstance(queries, pd.DataFrame) else pd.DataFrame(
+            {"query_id": [q.id for q in queries], "source": [q.source for q in queries]})
+        models = source_models(pool, frame)
+        return cls(models, *outcome_matrix(pool, frame, models))
+
+    def points(self) -> dict[str, tuple[float, float]]:
+        """{model: (USD per query, accuracy)} on these queries."""
+        return {m: (float(u), float(a)) for m, u, a in zip(self.models, self.usd.mean(0), self.correct.mean(0))}
+
+    def most_accurate(self) -> str:
+        """The most accurate model (ties: the cheaper)."""
+        return max(self.points().items(), key=lambda kv: (kv[1][1], -kv[1][0]))[0]
+
+    def outcomes(self, model: str, lam: float, cfg=None) -> Outcomes:
+        """One model alone as a router: its per-query score, USD and reward at `lam`."""
+        j = self.models.index(model)
+        return Outcomes.from_arrays(model, self.correct[:, j], self.usd[:, j], lam, cfg)
+
+
+def margin_verdict(router: Outcomes, singles: Singles, n_boot: int = N_BOOT, seed: int = 0) -> Verdict:
+    """The router's accuracy above the zero router's hull (with (0, 0)) at its own cost, as a verdict in points."""
+    return verdict(zero_margin(router, singles.correct, singles.usd, n_boot, seed))
+
+
+def _times(ratio: float) -> str:
+    """A cost ratio in words: '60x', '1.4x', '0.3x'."""
+    return f"{ratio:.0f}x" if ratio >= 9.5 else f"{ratio:.1f}x" if ratio >= 0.095 else f"{ratio:.2f}x"
+
+
+def cost_phrase(a: Outcomes, b: Outcomes) -> str:
+    """How a's spend compares with b's: 'at 60x its cost', 'at 0.4x its cost', 'at about the same cost'."""
+    ua, ub = float(a.usd.mean()), float(b.usd.mean())
+    if ub <= 0:
+        return "while spending nothing as well" if ua <= 0 else f"for ${ua:.6f} per query where it spends nothing"
+    r = ua / ub
+    return "at about the same cost" if 0.95 <= r <= 1.05 else f"at {_times(r)} its cost"
+
+
+def versus(a: Outcomes, b: Outcomes, lam: float | None = None, n_boot: int = N_BOOT, seed: int = 0,
+           b_name: str | None = None) -> tuple[str, dict[str, Verdict]]:
+    """a against b on the same queries: accuracy and (with `lam`) mean reward differences, in one sentence.
+
+    E.g. "knn is 14.2 points more accurate than the GRPO router (95% interval ...) at 60x its cost; its mean
+    reward at λ=10 is 3.1 points higher (95% interval ...)". Every part says "not shown" when its interval
+    crosses 0.
+    """
+    b_name = b_name or b.name
+    acc = verdict(paired_difference(a.correct, b.correct, n_boot, seed))
+    text = f"{sentence(a.name, acc, f'than {b_name}', 'more accurate', 'less accurate')} {cost_phrase(a, b)}"
+    out = {"accuracy": acc}
+    if lam is not None:
+        rew = verdict(paired_difference(a.reward, b.reward, n_boot, seed))
+        text += "; " + sentence(f"its mean reward at λ={lam:g}", rew, "", "higher", "lower")
+        out["reward"] = rew
+    return text, out
+
+
+def finding(kind: str, text: str, verdicts: dict[str, Verdict], **about) -> dict:
+    """One generated finding: its sentence, what it compares, and the verdicts behind it (JSON-ready)."""
+    return {"kind": kind, "text": text, **about, "verdicts": {k: v.to_dict() for k, v in verdicts.items()}}
+
+
+def zero_hull_finding(router: Outcomes, singles: Singles, split: str, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """"<router> is X points above/below the zero router's hull at its cost ($.../query)", as a finding."""
+    v = margin_verdict(router, singles, n_boot, seed)
+    text = sentence(router.name, v, f"the zero router's hull at its cost (${router.usd.mean():.6f}/query)")
+    return finding("zero_margin", f"On the {split} split, {text}.", {"zero_margin": v}, subject=router.name)
+
+
+def best_single_finding(router: Outcomes, singles: Singles, lam: float, split: str, n_boot: int = N_BOOT,
+                        seed: int = 0) -> dict | None:
+    """The best single model at or below the router's cost, against the router; None when every model costs more."""
+    found = best_single_at_cost(float(router.usd.mean()), singles.points())
+    if found is None:
+        return None
+    name, acc, usd = found
+    model = singles.outcomes(name, lam)
+    text, vs = versus(model, router, lam, n_boot, seed)
+    lead = f"The best single model at or below its cost is {name} ({acc:.3f} at ${usd:.6f}/query): "
+    return finding("best_single", lead + text + ".", vs, subject=name, comparator=router.name)
