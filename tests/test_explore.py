@@ -233,6 +233,31 @@ def test_headline_and_markdown_tables(data):
     assert md.count("\n") == len(head) + 2 and md.startswith("| router |")
 
 
+def test_headline_names_the_best_model_at_each_cost_and_the_margin_with_its_interval(data):
+    from xrouter_lite.whatif import headline_rows
+
+    w = what_if(data, 30.0)
+    rows = {r["router"]: r for r in headline_rows(w)}
+    head = headline_table(w, rows=list(rows.values())).set_index("router")
+    models = w.table[w.table["kind"] == "model"].set_index("router")
+    for name, r in rows.items():
+        cheaper = models[models["usd_per_query"] <= r["usd_per_query"] * (1 + 1e-9)]
+        if len(cheaper):  # the most accurate single model that costs no more than the router
+            assert r["best_model_accuracy"] == pytest.approx(cheaper["accuracy"].max())
+        z = r["zero_margin"]
+        assert z["low"] <= z["estimate"] <= z["high"] and z["n"] == int(w.mask.sum())
+        point = M.zero_margin((r["usd_per_query"], r["accuracy"]), zip(models["usd_per_query"], models["accuracy"]))
+        assert z["estimate"] == pytest.approx(point)  # the (0, 0)-hull margin of the router's point
+    assert set(head["verdict vs zero hull"]) <= {"above", "below", "not shown"}
+    # a single model never beats the hull it is on; the oracle (reads the labels) does, clearly
+    assert (head.loc[head["kind"] == "model", "verdict vs zero hull"] != "above").all()
+    assert head.loc["oracle (upper bound)", "verdict vs zero hull"] == "above"
+    # every single model on the zero router's hull gets its own row
+    hull = set(M.verdict_hull(list(zip(models["usd_per_query"], models["accuracy"]))))
+    on_hull = [m for m, c, a in zip(models.index, models["usd_per_query"], models["accuracy"]) if (c, a) in hull]
+    assert set(on_hull) <= set(head.index)
+
+
 def test_write_headline_writes_the_readme_results_and_never_fails_for_the_png(data, tmp_path, monkeypatch):
     w = what_if(data, 30.0)
     head, plane = headline_table(w), explorer_plane_figure(w)

@@ -167,3 +167,19 @@ def test_gains_over_sft_are_interval_verdicts():
     g = gains_over_sft(better, sft, singles)
     assert g["reward_vs_sft"].outcome == "beats" and g["above_zero_hull"].outcome == "beats"
     assert "points" in g["reward_vs_sft"].text and "%" in g["cheaper_than_most_accurate"].text
+
+
+def test_interval_is_calibrated_for_a_router_exactly_on_the_hull():
+    """A query-blind mix of two hull models lies on the zero router's hull: "beats" or "below" must be rare."""
+    rng = np.random.default_rng(7)
+    n, m, trials = 150, 6, 80
+    accs, costs = np.array([0.3, 0.5, 0.62, 0.7, 0.8, 0.9]), np.geomspace(1e-4, 1e-2, m)
+    hull = M.verdict_hull(list(zip(costs, accs)))
+    i, j = (int(np.argmin(abs(costs - c))) for c, _ in hull[1:3])  # two adjacent vertices after (0, 0)
+    outcomes = []
+    for t in range(trials):
+        sc, su = (rng.random((n, m)) < accs).astype(float), np.tile(costs, (n, 1)) * rng.uniform(0.7, 1.3, (n, m))
+        pick = np.where(rng.random(n) < 0.5, i, j)
+        r = V.Outcomes("mix", sc[np.arange(n), pick], su[np.arange(n), pick], np.zeros(n))
+        outcomes.append(V.verdict(V.zero_margin(r, sc, su, n_boot=500, seed=t)).outcome)
+    assert outcomes.count("beats") <= 0.08 * trials and outcomes.count("below") <= 0.08 * trials

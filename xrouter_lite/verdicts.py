@@ -3,7 +3,8 @@
 Every claim of the form "router A beats B" is a difference measured on a few hundred queries, so it comes
 with a 95% interval from a **paired bootstrap**: resample the evaluated queries with replacement (the same
 resample for every router and single model, so their differences keep their pairing), recompute the
-statistic, and take the 2.5th and 97.5th percentiles. `verdict` then says "beats" or "below" only when
+statistic, and reflect its 2.5th and 97.5th percentiles around the estimate (the basic bootstrap interval;
+`_interval` says why). `verdict` then says "beats" or "below" only when
 the interval excludes the line (0), and "not shown" otherwise.
 
 The zero router's hull used for verdicts includes the free "answer nothing" point (0, 0): a router is
@@ -94,7 +95,7 @@ def resampled_means(columns, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Interval:
-    """An estimate on all queries and its bootstrap percentile interval."""
+    """An estimate on all queries and its bootstrap interval (basic bootstrap, see `_interval`)."""
 
     estimate: float
     low: float
@@ -108,8 +109,18 @@ class Interval:
 
 
 def _interval(estimate: float, samples: np.ndarray, n: int, n_boot: int, level: float = LEVEL) -> Interval:
+    """The basic (reverse-percentile) bootstrap interval [2*est - q_high, 2*est - q_low].
+
+    Why not the plain percentiles: the zero router's hull is a maximum over noisy single-model points, so the
+    hull recomputed in a resample sits higher than the true hull, and margins over it come out low. The basic
+    interval reflects that bias back. Measured on simulated routers that lie exactly on the hull (a query-blind
+    mix of two hull models, 261 queries, 12 models, 300 trials each): the percentile interval said "below" in
+    6-9% of trials and "beats" in 0-0.3%, the basic interval 1.3-2.7% and 1.7-3% (2.5% each is nominal).
+    For differences of means both intervals agree.
+    """
     tail = (1 - level) / 2 * 100
-    low, high = np.percentile(samples, [tail, 100 - tail])
+    q_low, q_high = np.percentile(samples, [tail, 100 - tail])
+    low, high = 2 * estimate - q_high, 2 * estimate - q_low
     return Interval(float(estimate), float(low), float(high), level, int(n), int(n_boot))
 
 
@@ -160,18 +171,26 @@ def zero_margin(router: Outcomes, singles_correct, singles_usd, n_boot: int = N_
     In every resample the single models' points are recomputed on the same resampled queries, so the
     interval covers the uncertainty of the router's point and of the hull it is compared with.
     """
+    return zero_margins([router], singles_correct, singles_usd, n_boot, seed)[0]
+
+
+def zero_margins(routers: Sequence[Outcomes], singles_correct, singles_usd, n_boot: int = N_BOOT,
+                 seed: int = 0) -> list[Interval]:
+    """`zero_margin` of several routers on the same queries, from one set of resamples (as fast as one)."""
     sc, su = np.asarray(singles_correct, dtype=float), np.asarray(singles_usd, dtype=float)
-    if sc.shape != su.shape or sc.ndim != 2 or len(sc) != len(router):
-        raise ValueError(f"single-model outcomes must be [n={len(router)}, models]; got {sc.shape} and {su.shape}")
-    cols = np.column_stack([router.correct, router.usd, sc, su])
-    m = sc.shape[1]
-    full = cols.mean(axis=0, keepdims=True)
-    boot = resampled_means(cols, n_boot, seed)
+    n = len(sc)
+    if sc.shape != su.shape or sc.ndim != 2 or any(len(r) != n for r in routers):
+        raise ValueError(f"single-model outcomes must be [n, models] with every router's n; got {sc.shape}, "
+                         f"{su.shape} and routers of {[len(r) for r in routers]} queries")
+    k, m = len(routers), sc.shape[1]
+    # columns: the routers' scores, the routers' USD, the models' scores, the models' USD
+    cols = np.column_stack([*(r.correct for r in routers), *(r.usd for r in routers), sc, su])
+    full, boot = cols.mean(axis=0, keepdims=True), resampled_means(cols, n_boot, seed)
 
-    def margin(means):  # columns: router score, router USD, the models' scores, the models' USD
-        return means[:, 0] - hull_at(means[:, 1], means[:, 2 + m:], means[:, 2:2 + m])
+    def margin(means, i):
+        return means[:, i] - hull_at(means[:, k + i], means[:, 2 * k + m:], means[:, 2 * k:2 * k + m])
 
-    return _interval(float(margin(full)[0]), margin(boot), len(router), n_boot)
+    return [_interval(float(margin(full, i)[0]), margin(boot, i), n, n_boot) for i in range(k)]
 
 
 def best_single_at_cost(cost: float, singles: dict[str, tuple[float, float]]) -> tuple[str, float, float] | None:
@@ -239,14 +258,14 @@ def verdict(iv: Interval, line: float = 0.0, unit: str = "points", scale: float 
 
 
 def sentence(subject: str, v: Verdict, comparator: str = "", more: str = "above", less: str = "below",
-             digits: int = 1) -> str:
-    """One plain sentence: "<subject> is 1.2 points below <comparator> (95% interval ...)", saying "not shown"
-    when the interval crosses the line, so a tiny or noisy difference is never read as a win or a loss."""
+             digits: int = 1, extra: str = "") -> str:
+    """One plain sentence: "<subject> is 1.2 points below <comparator> [extra] (95% interval ...)", saying
+    "not shown" when the interval crosses the line, so a tiny or noisy difference is never read as a win or a loss."""
     direction = more if v.interval.estimate >= v.line else less
     pct = f"{round(v.interval.level * 100):g}%"
     where = f"({pct} interval {v.bounds(digits)}, {v.interval.n} queries"
     where += "): not shown either way" if v.outcome == "not shown" else ")"
-    return " ".join(p for p in (subject, "is", v.size(digits), direction, comparator, where) if p)
+    return " ".join(p for p in (subject, "is", v.size(digits), direction, comparator, extra, where) if p)
 
 
 def label(v: Verdict, more: str = "beats", less: str = "below") -> str:
@@ -305,12 +324,20 @@ def _times(ratio: float) -> str:
 
 
 def cost_phrase(a: Outcomes, b: Outcomes) -> str:
-    """How a's spend compares with b's: 'at 60x its cost', 'at 0.4x its cost', 'at about the same cost'."""
+    """How a's spend compares with b's: 'at 60x the cost', 'at 0.4x the cost', 'at about the same cost'."""
     ua, ub = float(a.usd.mean()), float(b.usd.mean())
     if ub <= 0:
-        return "while spending nothing as well" if ua <= 0 else f"for ${ua:.6f} per query where it spends nothing"
+        return "and neither spends anything" if ua <= 0 else f"for ${ua:.6f} per query where the other spends nothing"
     r = ua / ub
-    return "at about the same cost" if 0.95 <= r <= 1.05 else f"at {_times(r)} its cost"
+    return "at about the same cost" if 0.95 <= r <= 1.05 else f"at {_times(r)} the cost"
+
+
+def moves(subject: str, v: Verdict, more: str = "falls", less: str = "rises", digits: int = 0) -> str:
+    """"<subject> falls by 45% (95% interval +30 to +60, 40 queries)", "not shown" when the interval crosses 0."""
+    direction = more if v.interval.estimate >= v.line else less
+    pct = f"{round(v.interval.level * 100):g}%"
+    tail = "): not shown either way" if v.outcome == "not shown" else ")"
+    return f"{subject} {direction} by {v.size(digits)} ({pct} interval {v.bounds(digits)}, {v.interval.n} queries{tail}"
 
 
 def versus(a: Outcomes, b: Outcomes, lam: float | None = None, n_boot: int = N_BOOT, seed: int = 0,
@@ -323,7 +350,7 @@ def versus(a: Outcomes, b: Outcomes, lam: float | None = None, n_boot: int = N_B
     """
     b_name = b_name or b.name
     acc = verdict(paired_difference(a.correct, b.correct, n_boot, seed))
-    text = f"{sentence(a.name, acc, f'than {b_name}', 'more accurate', 'less accurate')} {cost_phrase(a, b)}"
+    text = sentence(a.name, acc, f"than {b_name}", "more accurate", "less accurate", extra=cost_phrase(a, b))
     out = {"accuracy": acc}
     if lam is not None:
         rew = verdict(paired_difference(a.reward, b.reward, n_boot, seed))
@@ -340,18 +367,26 @@ def finding(kind: str, text: str, verdicts: dict[str, Verdict], **about) -> dict
 def zero_hull_finding(router: Outcomes, singles: Singles, split: str, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """"<router> is X points above/below the zero router's hull at its cost ($.../query)", as a finding."""
     v = margin_verdict(router, singles, n_boot, seed)
-    text = sentence(router.name, v, f"the zero router's hull at its cost (${router.usd.mean():.6f}/query)")
+    text = sentence(router.name, v, f"the zero router's hull at its cost of ${router.usd.mean():.6f}/query")
     return finding("zero_margin", f"On the {split} split, {text}.", {"zero_margin": v}, subject=router.name)
 
 
 def best_single_finding(router: Outcomes, singles: Singles, lam: float, split: str, n_boot: int = N_BOOT,
-                        seed: int = 0) -> dict | None:
-    """The best single model at or below the router's cost, against the router; None when every model costs more."""
-    found = best_single_at_cost(float(router.usd.mean()), singles.points())
+                        seed: int = 0) -> dict:
+    """The best single model at or below the router's cost against the router (the cheapest model when every
+    model costs more): accuracy and reward differences with intervals, as a finding."""
+    points = singles.points()
+    found = best_single_at_cost(float(router.usd.mean()), points)
     if found is None:
-        return None
-    name, acc, usd = found
+        name = min(points, key=lambda m: (points[m][0], -points[m][1]))
+        lead = (f"On the {split} split, {router.name} is cheaper than every single model "
+                f"(${router.usd.mean():.6f}/query); the cheapest, {name} ({points[name][1]:.3f} at "
+                f"${points[name][0]:.6f}/query), ")
+    else:
+        name, acc, usd = found
+        lead = (f"On the {split} split, the best single model at or below the cost of {router.name} is {name} "
+                f"({acc:.3f} at ${usd:.6f}/query): it ")
     model = singles.outcomes(name, lam)
+    model.name = ""
     text, vs = versus(model, router, lam, n_boot, seed)
-    lead = f"The best single model at or below its cost is {name} ({acc:.3f} at ${usd:.6f}/query): "
     return finding("best_single", lead + text + ".", vs, subject=name, comparator=router.name)
