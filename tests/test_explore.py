@@ -318,3 +318,14 @@ def test_router_checkpoints_reads_every_router_json(tmp_path):
     assert [f["name"] for f in found] == ["SFT router (λ=30)", "GRPO router (λ=30)",
                                           "GRPO router (router_grpo_lam30, λ=30)", "GRPO router (λ=1000)"]
     assert found[1]["path"].endswith("router_grpo") and found[1]["family"] == "GRPO router"
+
+
+def test_a_hull_from_the_free_point_is_drawn_as_a_chord_from_the_axis_edge():
+    pts = pd.DataFrame({"name": ["router", "a"], "kind": ["router", "model"], "usd_per_query": [0.0002, 0.001],
+                        "accuracy": [0.1, 0.6]})
+    fig = cost_accuracy_figure(pts, hulls={"zero router": M.verdict_hull([(0.001, 0.6)])})
+    hull = next(t for t in fig.data if t.name.startswith("zero router"))
+    assert hull.x[0] == pytest.approx(0.0001) and hull.y[0] == 0.0  # (0, 0) at the axis's left edge (half 0.0002)
+    # mixing "answer nothing" with model a: accuracy 0.6 * cost / 0.001 along the chord, up to a itself
+    assert list(hull.y[1:]) == pytest.approx([0.6 * x / 0.001 for x in hull.x[1:]])
+    assert hull.x[-1] == pytest.approx(0.001) and hull.y[-1] == pytest.approx(0.6)

@@ -259,13 +259,14 @@ def verdict(iv: Interval, line: float = 0.0, unit: str = "points", scale: float 
 
 def sentence(subject: str, v: Verdict, comparator: str = "", more: str = "above", less: str = "below",
              digits: int = 1, extra: str = "") -> str:
-    """One plain sentence: "<subject> is 1.2 points below <comparator> [extra] (95% interval ...)", saying
+    """One plain sentence: "<subject> is 1.2 points below <comparator> (95% interval ...)[, extra]", saying
     "not shown" when the interval crosses the line, so a tiny or noisy difference is never read as a win or a loss."""
     direction = more if v.interval.estimate >= v.line else less
     pct = f"{round(v.interval.level * 100):g}%"
     where = f"({pct} interval {v.bounds(digits)}, {v.interval.n} queries"
     where += "): not shown either way" if v.outcome == "not shown" else ")"
-    return " ".join(p for p in (subject, "is", v.size(digits), direction, comparator, extra, where) if p)
+    text = " ".join(p for p in (subject, "is", v.size(digits), direction, comparator, where) if p)
+    return f"{text}, {extra}" if extra else text
 
 
 def label(v: Verdict, more: str = "beats", less: str = "below") -> str:
@@ -390,3 +391,22 @@ def best_single_finding(router: Outcomes, singles: Singles, lam: float, split: s
     model.name = ""
     text, vs = versus(model, router, lam, n_boot, seed)
     return finding("best_single", lead + text + ".", vs, subject=name, comparator=router.name)
+
+
+def cost_saved_finding(router: Outcomes, singles: Singles, split: str, frac: float = 0.95, n_boot: int = N_BOOT,
+                       seed: int = 0) -> dict:
+    """"Cost saved at 95%" with intervals: does the router reach `frac` of the most accurate model's accuracy
+    (paired over queries), and what share of that model's cost does it save? The saving is only claimed when
+    reaching the bar is shown."""
+    top = singles.most_accurate()
+    ref = singles.outcomes(top, lam=0.0)
+    reach = verdict(paired_difference(router.correct, frac * ref.correct, n_boot, seed))
+    saved = verdict(ratio_saved(router.usd, ref.usd, n_boot, seed), unit="%", digits=0)
+    bar = f"{frac:.0%} of the accuracy of {top}, the most accurate single model"
+    text = f"On the {split} split, " + sentence(router.name, reach, bar)
+    if reach.outcome == "beats":
+        text += "; " + moves(f"there its cost against {top}", saved, "is lower", "is higher")
+    else:
+        text += f"; no cost saved at {frac:.0%} is claimed"
+    return finding("cost_saved_95", text + ".", {"reaches": reach, "cost_saved": saved}, subject=router.name,
+                   comparator=top)

@@ -495,7 +495,7 @@ def trace_html(data: EvalData, w: WhatIf, index: int, routers: Sequence[str] | N
 
 # ---------------------------------------------------------------- the headline table
 def run_outcomes(w: WhatIf, name: str, cfg=None):
-    """One router's per-query outcomes on the setting's queries (`verdicts.Outcomes`, reward at the setting's lambda)."""
+    """One router's per-query outcomes on the setting's queries (`verdicts.Outcomes`; reward at the setting's λ)."""
     from xrouter_lite.verdicts import Outcomes
 
     run = w.runs[name]
