@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
         for r in [row] + fixed:
             print(f"{r['router']:<32} {r['accuracy']:>6.3f} {r['usd_per_query']:>10.6f} {r['mean_reward']:>7.4f} "
                   f"{r.get('valid_rate', 1.0):>6.2f}")
-        hull_at = hull_value(verdict_hull([(r["usd_per_query"], r["accuracy"]) for r in fixed if r["router"] in models]),
-                             row["usd_per_query"])
+        singles_points = [(r["usd_per_query"], r["accuracy"]) for r in fixed if r["router"] in models]
+        hull_at = hull_value(verdict_hull(singles_points), row["usd_per_query"])
         print(f"zero hull (with the free point) at GRPO's cost: {hull_at:.3f}; most accurate: "
               f"{best['model']} ${best['usd_per_query']:.6f}/query")
         for k, v in gains.items():

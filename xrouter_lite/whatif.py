@@ -525,6 +525,8 @@ def headline_rows(w: WhatIf, cfg=None, n_boot: int | None = None, seed: int = 0)
                              n_boot or V.N_BOOT, seed)
     rows = []
     for row, iv in zip(w.table.to_dict("records"), margins):
+        if row["kind"] == "model":  # a single model is part of the hull: its margin can never be above 0
+            iv = V.Interval(iv.estimate, min(iv.low, 0.0), min(iv.high, 0.0), iv.level, iv.n, iv.n_boot)
         best = V.best_single_at_cost(row["usd_per_query"], points)
         rows.append(row | {"best_model_at_cost": best[0] if best else None,
                            "best_model_accuracy": best[1] if best else None,
@@ -533,9 +535,9 @@ def headline_rows(w: WhatIf, cfg=None, n_boot: int | None = None, seed: int = 0)
     return rows
 
 
-def hull_models(w: WhatIf) -> list[str]:
-    """The single models worth a headline row: those on the zero router's hull (with (0, 0)), the most accurate
-    and the cheapest, in pool order: each is the best one model can do at its cost."""
+def headline_models(w: WhatIf, rows: list[dict] | None = None) -> list[str]:
+    """The single models worth a headline row, in pool order: those on the zero router's hull (with (0, 0)), the
+    most accurate, the cheapest, and every model that `rows` name as the best one at or below a router's cost."""
     from xrouter_lite.metrics import verdict_hull
 
     models = w.table[w.table["kind"] == "model"]
@@ -543,6 +545,7 @@ def hull_models(w: WhatIf) -> list[str]:
     on_hull = set(verdict_hull(pts.values()))
     keep = {m for m, p in pts.items() if p in on_hull}
     keep |= {w.reference["model"], models.loc[models["usd_per_query"].idxmin(), "router"]}
+    keep |= {r["best_model_at_cost"] for r in rows or [] if r["kind"] != "model" and r.get("best_model_at_cost")}
     return [m for m in pts if m in keep]
 
 
@@ -559,16 +562,18 @@ def headline_table(w: WhatIf, singles: Sequence[str] | None = None, rows: list[d
     over the zero router's hull with a 95% interval and verdict, cost saved against the most accurate single model,
     AIQ, reward.
 
-    Rows: LM routers, baselines, the oracle (an upper bound: it reads the answers), then `singles` (default: the
-    single models on the zero router's hull, the most accurate and the cheapest: `hull_models`). `rows`: the
-    `headline_rows` already computed for `w` (they carry the intervals; computed here when None).
+    Rows: LM routers, baselines, the oracle (an upper bound: it reads the answers), then `singles` (default:
+    `headline_models`: the single models on the zero router's hull, the most accurate, the cheapest and each
+    router's best model at or below its cost). `rows`: the `headline_rows` already computed for `w` (they carry
+    the intervals; computed here when None).
     """
     from xrouter_lite.verdicts import label
 
     rows = rows if rows is not None else headline_rows(w, cfg)
-    singles = hull_models(w) if singles is None else list(singles)
+    singles = headline_models(w, rows) if singles is None else list(singles)
     keep = pd.DataFrame([r for r in rows if r["kind"] != "model" or r["router"] in singles])
     keep.loc[keep["kind"] == "oracle", "router"] = "oracle (upper bound)"
+    keep["best_model_at_cost"] = keep["best_model_at_cost"].fillna("none (every model costs more)")
     keep["margin"] = [100 * z["estimate"] for z in keep["zero_margin"]]
     keep["interval"] = [f"{100 * z['low']:+.1f} to {100 * z['high']:+.1f}" for z in keep["zero_margin"]]
     keep["verdict"] = [label(_verdict(z), "above", "below") for z in keep["zero_margin"]]
@@ -640,8 +645,11 @@ def _json_default(v):
 
 
 def headline_details(w: WhatIf, rows: list[dict], queries: pd.DataFrame | None = None, **about) -> dict:
-    """What `write_headline` keeps as headline.json: the setting, the reference model, every row with its interval."""
+    """What `write_headline` keeps as headline.json: the setting, the reference model and the headline's rows (every
+    router, the `headline_models`) with their intervals."""
     counts = queries.loc[w.mask, "task"].value_counts(sort=False).to_dict() if queries is not None else {}
-    clean = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in rows]
+    shown = set(headline_models(w, rows))
+    clean = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in rows
+             if r["kind"] != "model" or r["router"] in shown]
     return {"lambda": w.lam, "budget": w.budget, "n": int(w.mask.sum()), "tasks": counts, "models": w.allowed,
             "reference": w.reference, "c_max": float(w.table["usd_per_query"].max()), **about, "rows": clean}
