@@ -688,7 +688,8 @@ def pool_command(args) -> int:
     else:
         with pd.option_context("display.max_rows", None, "display.width", 200):
             print(summary.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
-        print("tokens: xrouter_lite.data.count_tokens estimate; usd: tokens x prices.csv "
+        print("tokens: xrouter_lite.data.count_tokens estimate; usd: tokens x the tokenizer family's factor "
+              "(data.TOKEN_FACTORS) x prices.csv "
               f"(o1-mini reasoning x{REASONING_MULTIPLIER['o1-mini-2024-09-12']:g}); RouterBench: recorded cost")
     return 0
 
