@@ -386,7 +386,8 @@ def what_if(data: EvalData, lam: float = 3.0, budget: float | None = None, allow
     cfg = _reward_cfg(data, lam)
     table = pd.DataFrame([summary_row(r, mask, lam, cfg) for r in runs.values()])
     singles = table[table["kind"] == "model"]
-    top = singles.loc[singles["accuracy"].idxmax()]
+    # the most accurate model; among equally accurate ones the cheapest (as verdicts.Singles.most_accurate)
+    top = singles.sort_values(["accuracy", "usd_per_query"], ascending=[False, True], kind="stable").iloc[0]
     reference = {"model": top["router"], "accuracy": float(top["accuracy"]), "usd_per_query": float(top["usd_per_query"])}
     table["cost_vs_best_model"] = 1.0 - table["usd_per_query"] / reference["usd_per_query"] \
         if reference["usd_per_query"] > 0 else 0.0
