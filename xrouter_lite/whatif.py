@@ -526,7 +526,7 @@ def headline_rows(w: WhatIf, cfg=None, n_boot: int | None = None, seed: int = 0)
                              n_boot or V.N_BOOT, seed)
     rows = []
     for row, iv in zip(w.table.to_dict("records"), margins):
-        if row["kind"] == "model":  # a single model is part of the hull: its margin can never be above 0
+        if _one_model(w.runs[row["router"]]):  # a single model is part of the hull: never above it
             iv = V.Interval(iv.estimate, min(iv.low, 0.0), min(iv.high, 0.0), iv.level, iv.n, iv.n_boot)
         best = V.best_single_at_cost(row["usd_per_query"], points)
         rows.append(row | {"best_model_at_cost": best[0] if best else None,
@@ -534,6 +534,11 @@ def headline_rows(w: WhatIf, cfg=None, n_boot: int | None = None, seed: int = 0)
                            "best_model_usd": best[2] if best else None,
                            "zero_margin": V.verdict(iv).to_dict()})
     return rows
+
+
+def _one_model(run: RouterRun) -> bool:
+    """The run called one and the same model on every query (a single model, or a baseline that picked one)."""
+    return bool(run.calls) and all(len(c) == 1 for c in run.calls) and len({c[0] for c in run.calls}) == 1
 
 
 def headline_models(w: WhatIf, rows: list[dict] | None = None) -> list[str]:
