@@ -7,9 +7,11 @@
 Every seed starts from the **same** SFT router (`--sft`, else one is trained here once with the profile's SFT
 settings) and changes what GRPO samples: the training rows (sub-pools, modes, order) and the rollouts. Each
 GRPO router, the SFT router, every single model and the kNN router answer the same validation queries with the
-full pool of the source. Per seed it prints those rows, whether the gains hold (mean reward above SFT's, the
-(cost, accuracy) point above the zero router's hull, cheaper than the most accurate model), and GRPO's
-throughput: steps/s, completions/s and the process's peak memory. `--json PATH` writes everything.
+full pool of the source. Per seed it prints those rows, whether the gains hold, each as a 95% paired-bootstrap
+interval verdict ("beats" only when the interval excludes 0: mean reward against SFT's, the (cost, accuracy)
+point against the zero router's hull with the free point (0, 0), the cost saved against the most accurate model),
+and GRPO's throughput: steps/s, completions/s and the process's peak memory. `--json PATH` writes everything;
+`python -m xrouter_lite report RUN_DIR --seeds PATH` puts it in the results file.
 """
 
 from __future__ import annotations
@@ -57,11 +59,12 @@ def main(argv: list[str] | None = None) -> dict:
     from xrouter_lite.data import add_splits, load_table
     from xrouter_lite.evaluation import evaluate_lm_router, query_frame, spread
     from xrouter_lite.grpo import gains_over_sft, train_grpo, training_rows, zero_variance_share
-    from xrouter_lite.metrics import hull_value
+    from xrouter_lite.metrics import hull_value, verdict_hull
     from xrouter_lite.modeling import load_saved_router
     from xrouter_lite.pool import ReplayPool
     from xrouter_lite.profiles import get_profile, resolve_data_dir
     from xrouter_lite.routers import evaluate_all
+    from xrouter_lite.verdicts import Outcomes, Singles
 
     prof = get_profile(args.profile)
     settings = replace(prof.grpo, steps=args.steps or prof.grpo.steps, lam=args.lam or prof.grpo.lam)
@@ -86,12 +89,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     def evaluate(path, name):
         model, tok = load_saved_router(path)
-        _, row = evaluate_lm_router(model, tok, pool, val, mode=mode, lam=settings.lam, name=name,
-                                    tool_result_chars=settings.max_tool_chars, progress=False)
-        return row
+        episodes, row = evaluate_lm_router(model, tok, pool, val, mode=mode, lam=settings.lam, name=name,
+                                           tool_result_chars=settings.max_tool_chars, progress=False)
+        return Outcomes.from_episodes(name, episodes, [q.id for q in val]), row
 
     t = time.perf_counter()
-    sft_row = evaluate(sft_dir, "sft router")
+    sft_out, sft_row = evaluate(sft_dir, "sft router")
+    singles = Singles.from_pool(pool, val)
     baselines = evaluate_all(models + ["knn"], query_frame(pool, train_queries), query_frame(pool, val), pool,
                              settings.lam)
     zero = next(r["hull"] for r in baselines if r.get("router") == "zero")
@@ -100,7 +104,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"evaluated SFT + baselines on {len(val)} validation queries ({mode} mode, full pool, lambda "
           f"{settings.lam:g}) in {time.perf_counter() - t:.0f} s", flush=True)
 
-    results = {"profile": prof.name, "settings": asdict(settings), "mode": mode, "sft": str(sft_dir),
+    command = "python benchmarks/grpo_seeds.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    results = {"command": command.strip(), "split": "validation", "source": args.source, "lambda": settings.lam,
+               "profile": prof.name, "settings": asdict(settings), "mode": mode, "sft": str(sft_dir),
                "n_validation": len(val), "fixed": fixed, "zero_hull": zero, "most_accurate": best, "seeds": []}
     for seed in args.seeds:
         rows, stats = training_rows(pool, train_queries, settings, seed=seed)
@@ -111,8 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
                          info={"source": args.source, "tool_result_chars": settings.max_tool_chars})
         wall = time.perf_counter() - t
         completions = settings.prompts_per_step * settings.num_generations * len(log)
-        row = evaluate(out, f"grpo seed {seed}")
-        gains = gains_over_sft(row, sft_row, zero, best)
+        grpo_out, row = evaluate(out, f"grpo seed {seed}")
+        gains = {k: v.to_dict() for k, v in gains_over_sft(grpo_out, sft_out, singles, seed=seed).items()}
         speed = {"train_s": round(wall, 1), "steps_per_s": round(len(log) / wall, 4),
                  "completions_per_s": round(completions / wall, 2), "peak_rss_mb": round(peak_rss_mb()),
                  "zero_variance_share": zero_variance_share(log),
@@ -124,11 +130,16 @@ def main(argv: list[str] | None = None) -> dict:
         for r in [row] + fixed:
             print(f"{r['router']:<32} {r['accuracy']:>6.3f} {r['usd_per_query']:>10.6f} {r['mean_reward']:>7.4f} "
                   f"{r.get('valid_rate', 1.0):>6.2f}")
-        print(f"zero hull at GRPO's cost: {hull_value(zero, row['usd_per_query']):.3f}; most accurate: "
+        singles_points = [(r["usd_per_query"], r["accuracy"]) for r in fixed if r["router"] in models]
+        hull_at = hull_value(verdict_hull(singles_points), row["usd_per_query"])
+        print(f"zero hull (with the free point) at GRPO's cost: {hull_at:.3f}; most accurate: "
               f"{best['model']} ${best['usd_per_query']:.6f}/query")
-        print("gains hold:", json.dumps(gains), "\nspeed:", json.dumps(speed), flush=True)
-    held = {k: sum(s["gains"][k] for s in results["seeds"]) for k in results["seeds"][0]["gains"]}
-    print(f"\nover {len(args.seeds)} seeds, gains held:", json.dumps(held))
+        for k, v in gains.items():
+            print(f"  {k}: {v['outcome']}, {v['text']}")
+        print("speed:", json.dumps(speed), flush=True)
+    # "held" counts seeds whose 95% interval excludes 0 in GRPO's favour; "not shown" and "below" do not count
+    held = {k: sum(s["gains"][k]["outcome"] == "beats" for s in results["seeds"]) for k in results["seeds"][0]["gains"]}
+    print(f"\nover {len(args.seeds)} seeds, gains shown (95% interval excludes 0):", json.dumps(held))
     results["held"] = held
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))

@@ -233,6 +233,33 @@ def test_headline_and_markdown_tables(data):
     assert md.count("\n") == len(head) + 2 and md.startswith("| router |")
 
 
+def test_headline_names_the_best_model_at_each_cost_and_the_margin_with_its_interval(data):
+    from xrouter_lite.whatif import headline_rows
+
+    w = what_if(data, 30.0)
+    rows = {r["router"]: r for r in headline_rows(w)}
+    head = headline_table(w, rows=list(rows.values())).set_index("router")
+    models = w.table[w.table["kind"] == "model"].set_index("router")
+    for name, r in rows.items():
+        cheaper = models[models["usd_per_query"] <= r["usd_per_query"] * (1 + 1e-9)]
+        if len(cheaper):  # the most accurate single model that costs no more than the router
+            assert r["best_model_accuracy"] == pytest.approx(cheaper["accuracy"].max())
+        z = r["zero_margin"]
+        assert z["low"] <= z["estimate"] <= z["high"] and z["n"] == int(w.mask.sum())
+        if r["kind"] == "model" or r["router"] in ("cheapest", "strongest"):  # one model, part of the hull:
+            assert z["high"] <= 0.0  # its interval never reaches above it
+        point = M.zero_margin((r["usd_per_query"], r["accuracy"]), zip(models["usd_per_query"], models["accuracy"]))
+        assert z["estimate"] == pytest.approx(point)  # the (0, 0)-hull margin of the router's point
+    assert set(head["verdict vs zero hull"]) <= {"above", "below", "not shown"}
+    # a single model never beats the hull it is on; the oracle (reads the labels) does, clearly
+    assert (head.loc[head["kind"] == "model", "verdict vs zero hull"] != "above").all()
+    assert head.loc["oracle (upper bound)", "verdict vs zero hull"] == "above"
+    # every single model on the zero router's hull gets its own row
+    hull = set(M.verdict_hull(list(zip(models["usd_per_query"], models["accuracy"]))))
+    on_hull = [m for m, c, a in zip(models.index, models["usd_per_query"], models["accuracy"]) if (c, a) in hull]
+    assert set(on_hull) <= set(head.index)
+
+
 def test_write_headline_writes_the_readme_results_and_never_fails_for_the_png(data, tmp_path, monkeypatch):
     w = what_if(data, 30.0)
     head, plane = headline_table(w), explorer_plane_figure(w)
@@ -293,3 +320,14 @@ def test_router_checkpoints_reads_every_router_json(tmp_path):
     assert [f["name"] for f in found] == ["SFT router (λ=30)", "GRPO router (λ=30)",
                                           "GRPO router (router_grpo_lam30, λ=30)", "GRPO router (λ=1000)"]
     assert found[1]["path"].endswith("router_grpo") and found[1]["family"] == "GRPO router"
+
+
+def test_a_hull_from_the_free_point_is_drawn_as_a_chord_from_the_axis_edge():
+    pts = pd.DataFrame({"name": ["router", "a"], "kind": ["router", "model"], "usd_per_query": [0.0002, 0.001],
+                        "accuracy": [0.1, 0.6]})
+    fig = cost_accuracy_figure(pts, hulls={"zero router": M.verdict_hull([(0.001, 0.6)])})
+    hull = next(t for t in fig.data if t.name.startswith("zero router"))
+    assert hull.x[0] == pytest.approx(0.0001) and hull.y[0] == 0.0  # (0, 0) at the axis's left edge (half 0.0002)
+    # mixing "answer nothing" with model a: accuracy 0.6 * cost / 0.001 along the chord, up to a itself
+    assert list(hull.y[1:]) == pytest.approx([0.6 * x / 0.001 for x in hull.x[1:]])
+    assert hull.x[-1] == pytest.approx(0.001) and hull.y[-1] == pytest.approx(0.6)

@@ -170,17 +170,46 @@ def test_concurrency_is_limited_per_endpoint(server):
 
 # ----------------------------------------------------------------------------- cache
 
-def test_cached_replay_is_free_and_says_so(server, tmp_path):
+def test_cached_replay_is_not_paid_again_but_costs_what_the_call_cost(server, tmp_path):
     pool = LivePool([spec(server)], cache=ResponseCache(tmp_path / "c.sqlite"))
     paid = pool.call("echo", q(), temperature=0.0)
     again = pool.call("echo", q(), temperature=0.0)
-    assert len(server.log) == 1
+    assert len(server.log) == 1  # nothing was sent, nothing paid
     assert (again.text, again.in_tokens, again.out_tokens) == (paid.text, paid.in_tokens, paid.out_tokens)
-    assert again.cached and again.usd == 0.0 and again.meta["original_usd"] == pytest.approx(paid.usd)
+    assert not paid.cached and paid.usd > 0 and paid.meta["paid_usd"] == paid.usd
+    # the hit says it is cached and paid nothing, and costs what the original call cost
+    assert again.cached and again.meta["paid_usd"] == 0.0 and again.usd == pytest.approx(paid.usd)
+    assert again.meta["original_usd"] == pytest.approx(paid.usd)
     # another process (a new pool on the same file) replays it too; other sampling settings are a new request
     fresh = LivePool([spec(server)], cache=ResponseCache(tmp_path / "c.sqlite"))
     assert fresh.call("echo", q(), temperature=0.0).cached
     assert not fresh.call("echo", q(), temperature=0.7).cached and len(server.log) == 2
+    # opting out: a hit reports $0
+    free = LivePool([spec(server)], cache=ResponseCache(tmp_path / "c.sqlite"), charge_cache_hits=False)
+    hit = free.call("echo", q(), temperature=0.0)
+    assert hit.cached and hit.usd == 0.0 and hit.meta["original_usd"] == pytest.approx(paid.usd)
+
+
+def test_episodes_on_a_cached_live_pool_are_charged_like_paid_ones(server, tmp_path):
+    """Rewards and evaluations on a live pool must not get cheaper because the answers were cached."""
+    from xrouter_lite.episode import run_episode
+    from xrouter_lite.pool import tool_name
+    from xrouter_lite.reward import RewardConfig
+
+    def router(messages, tools):
+        return ('<tool_call>{"name": "%s", "arguments": {"optimized_system_prompt": "Answer."}}</tool_call>'
+                % tool_name("echo"))
+
+    pool = LivePool([spec(server, price_in=100.0, price_out=200.0)], cache=ResponseCache(tmp_path / "c.sqlite"))
+    query = q(text="What is 2+2?", gold="4")
+    cfg = RewardConfig(lam=10.0)
+    first = run_episode(router, query, pool, ["echo"], mode="simple", reward_cfg=cfg)
+    second = run_episode(router, query, pool, ["echo"], mode="simple", reward_cfg=cfg)
+    assert len(server.log) == 1  # the second episode's call came from the cache
+    assert not first.calls[0].cached and second.calls[0].cached
+    assert first.usd > 0 and second.usd == pytest.approx(first.usd)
+    assert second.calls[0].usd == pytest.approx(first.calls[0].usd)
+    assert second.reward == pytest.approx(first.reward) and second.score == first.score
 
 
 def test_identical_concurrent_requests_pay_once(server, tmp_path):

@@ -211,3 +211,17 @@ def test_cpt_interpolates_the_first_crossing():
     assert M.cpt([0.3], [1.2], 0.95) == pytest.approx(0.3 * 0.95 / 1.2)
     # beyond the all-strong anchor and never reached otherwise
     assert M.cpt([0.5], [0.6], 1.1) is None
+
+
+# ---------------------------------------------------------------- the verdict hull: single models and (0, 0)
+def test_verdict_hull_adds_the_free_point_and_aiq_keeps_its_hull():
+    singles = [(1.0, 0.5), (2.0, 0.9)]
+    # the chord (0, 0)-(2, 0.9) reads 0.45 at cost 1, under (1, 0.5): that model stays a vertex
+    assert M.verdict_hull(singles) == [(0.0, 0.0), (1.0, 0.5), (2.0, 0.9)]
+    # a model under the chord from (0, 0) drops out: (1, 0.4) < 0.45
+    assert M.verdict_hull([(1.0, 0.4), (2.0, 0.9)]) == [(0.0, 0.0), (2.0, 0.9)]
+    # cheaper than every model: judged against the chord, not against 0
+    assert M.zero_margin((0.5, 0.2), singles) == pytest.approx(0.2 - 0.25)
+    assert M.hull_gap([(0.5, 0.2)], M.zero_router(singles)) == float("-inf")  # the AIQ hull cannot judge it
+    # AIQ is unchanged: the zero router's AIQ still integrates a hull that is 0 left of (1, 0.5)
+    assert M.aiq(M.zero_router(singles), c_max=2.0) == pytest.approx((0.7 * 1.0) / 2.0)

@@ -3,6 +3,7 @@
     python -m xrouter_lite notebooks --profile smoke     # run the tutorial series with papermill
     python -m xrouter_lite pool --data ../shared/data    # per-task accuracy and cost of every model
     python -m xrouter_lite evaluate --split test --routers all --json
+    python -m xrouter_lite report runs/cpu-<timestamp>             # the run's results -> docs/results + README
 """
 
 from __future__ import annotations
@@ -60,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=4)
     _data_arg(p)
     p.set_defaults(handler="xrouter_lite.live:record_command")
+
+    p = sub.add_parser("report", help="write a finished run's results to docs/results/<profile>.{json,md} and the "
+                                      "README's block; --check: exit 1 when the README is stale")
+    p.add_argument("run_dir", nargs="?", default=None, help="runs/<profile>-<timestamp> (omit with --check)")
+    p.add_argument("--check", action="store_true", help="only compare the README's blocks with docs/results/*.json")
+    p.add_argument("--baselines", action="append", metavar="SOURCE=FILE",
+                   help="per-source baseline rows from `evaluate --split test --routers all --source SOURCE --json`")
+    p.add_argument("--baselines-lambda", type=float, default=3.0, help="the --lambda those evaluate runs used")
+    p.add_argument("--seeds", default=None, help="JSON of `python benchmarks/grpo_seeds.py --json PATH`")
+    p.add_argument("--table", action="append", default=None, help="extra table JSON {title, command, rows}")
+    p.add_argument("--no-readme", action="store_true", help="write docs/results only, leave README.md alone")
+    p.add_argument("--root", default=".", help="the checkout whose README.md and docs/results are written")
+    p.set_defaults(handler="xrouter_lite.report:report_command")
 
     # `python -m xrouter_lite.serve` parses with these options too; the defaults of --timeout and --model-name
     # repeat serve.DEFAULT_TIMEOUT_S and serve.ROUTER_NAME, since importing serve here would slow every command.

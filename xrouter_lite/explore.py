@@ -48,12 +48,17 @@ def _log_cost(values, floor: float = 1e-7) -> np.ndarray:
 
 
 def _hull_curve(hull: Sequence[tuple[float, float]], steps: int = 40, floor: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
-    """A hull as the curve it is on a log cost axis: mixing is linear in cost, so segments bend on a log axis."""
+    """A hull as the curve it is on a log cost axis: mixing is linear in cost, so segments bend on a log axis.
+
+    A hull that starts at the free point (0, 0) (`metrics.verdict_hull`) is drawn from the axis's left edge
+    `floor`: its first segment, mixing "answer nothing" with a model, is a chord that rises from 0 there.
+    """
     from xrouter_lite.metrics import hull_value
 
     xs = [hull[0][0]]
     for (c0, _), (c1, _) in zip(hull, hull[1:]):
-        xs += list(np.geomspace(c0, c1, steps)[1:]) if c0 > 0 else [c1]
+        start = c0 if c0 > 0 else min(floor, c1 / 100)
+        xs += list(np.geomspace(start, c1, steps)[1:] if c0 > 0 else np.geomspace(start, c1, steps))
     xs = np.asarray(xs, dtype=float)
     return _log_cost(xs, floor), np.asarray(hull_value(hull, xs), dtype=float).reshape(-1)
 

@@ -588,14 +588,20 @@ def zero_variance_share(log: pd.DataFrame) -> float:
     return float(log["frac_reward_zero_std"].mean()) if "frac_reward_zero_std" in log else math.nan
 
 
-def gains_over_sft(row: dict, sft_row: dict, zero_hull, most_accurate: dict) -> dict[str, bool]:
-    """Whether a GRPO router's evaluation row shows the gains RL should bring (notebook 03, the seeds benchmark).
+def gains_over_sft(grpo, sft, singles, n_boot: int | None = None, seed: int = 0) -> dict:
+    """Whether a GRPO router shows the gains RL should bring, each a 95% interval verdict (notebook 03, the seeds
+    benchmark): "beats", "below" or "not shown" (`xrouter_lite.verdicts`).
 
-    Its mean reward above the SFT router's; its (cost, accuracy) point above the zero router's hull (what
-    query-blind mixing of single models reaches at that cost); cheaper than the most accurate single model.
+    `grpo`, `sft`: `verdicts.Outcomes` on the same queries; `singles`: `verdicts.Singles` on those queries.
+    - reward_vs_sft: its mean reward minus the SFT router's (points, paired over queries);
+    - above_zero_hull: its accuracy above the zero router's hull (single models and answering nothing) at its cost;
+    - cheaper_than_most_accurate: the share of the most accurate single model's cost it saves (%).
     """
-    from xrouter_lite.metrics import hull_value
+    from xrouter_lite import verdicts as V
 
-    return {"reward_above_sft": row["mean_reward"] > sft_row["mean_reward"],
-            "above_zero_hull": row["accuracy"] > hull_value(zero_hull, row["usd_per_query"]) + 1e-9,
-            "cheaper_than_most_accurate": row["usd_per_query"] < most_accurate["usd_per_query"]}
+    n_boot = n_boot or V.N_BOOT
+    best = singles.outcomes(singles.most_accurate(), lam=0.0)
+    return {"reward_vs_sft": V.verdict(V.paired_difference(grpo.reward, sft.reward, n_boot, seed)),
+            "above_zero_hull": V.margin_verdict(grpo, singles, n_boot, seed),
+            "cheaper_than_most_accurate": V.verdict(V.ratio_saved(grpo.usd, best.usd, n_boot, seed), unit="%",
+                                                    digits=0)}

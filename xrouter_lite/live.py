@@ -3,7 +3,9 @@
 Every call goes through the official `openai` client (one per endpoint, its own retries off so ours
 are the only ones), waits for a slot of its endpoint, retries 429/5xx/timeouts with exponential
 backoff and jitter (honouring `Retry-After`), and is charged at the spec's prices from the usage the
-server reports. A `ResponseCache` makes repeated calls free (`usd=0.0`, `cached=True`); a
+server reports. A `ResponseCache` answers a repeated call without paying again (`cached=True`,
+`meta["paid_usd"] == 0.0`), but its `usd` stays what the original call cost, so rewards and evaluations on a
+live pool count what the same calls cost (`charge_cache_hits=False` reports hits at $0 instead); a
 `BudgetGuard` refuses a call before it is sent when its worst case would cross the cap.
 API keys are read from the environment variable each spec names, and stored nowhere.
 
@@ -396,11 +398,15 @@ class LivePool(Pool):
                  *,
                  backoff_base: float = 0.5,  # first retry waits ~this many seconds, doubling each time
                  backoff_max: float = 30.0,  # cap of one backoff wait
-                 max_retry_after: float = 120.0) -> None:  # a longer Retry-After fails the call instead of stalling
+                 max_retry_after: float = 120.0,  # a longer Retry-After fails the call instead of stalling
+                 charge_cache_hits: bool = True) -> None:  # False: a cache hit's Answer.usd is 0 (what was paid)
         self.models = list(specs)
         self.cache, self.budget = cache, budget
         self.max_tokens, self.timeout, self.max_retries = max_tokens, timeout, max_retries
         self.backoff_base, self.backoff_max, self.max_retry_after = backoff_base, backoff_max, max_retry_after
+        # Episodes reward and evaluations compare Answer.usd: a hit charged at $0 would make a cached live pool look
+        # cheaper than the same calls are, so by default a hit costs what the original call cost (meta: paid_usd 0).
+        self.charge_cache_hits = charge_cache_hits
         self._check_specs()
         import openai  # here, not at the top: it takes seconds to import, and budget/config users never need it
 
@@ -448,7 +454,8 @@ class LivePool(Pool):
 
     def call(self, model: str, query: Query, system_prompt: str | None = None,
              temperature: float | None = None) -> Answer:
-        """Ask `model` the query: from the cache (free) if asked before, else from its endpoint."""
+        """Ask `model` the query: from the cache if asked before (nothing paid; `usd` is the original call's cost
+        unless `charge_cache_hits` is False), else from its endpoint."""
         spec = self.spec(model)
         messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + \
                    [{"role": "user", "content": query.text}]
@@ -463,8 +470,9 @@ class LivePool(Pool):
                 if hit is None:
                     return self._paid_call(spec, messages, temperature, key)
         self._count("cache_hits")
-        return Answer(hit.text, hit.in_tokens, hit.out_tokens, 0.0, cached=True, model=spec.id,
-                      meta={**hit.meta, "original_usd": hit.usd, "latency_s": hit.latency_s,
+        return Answer(hit.text, hit.in_tokens, hit.out_tokens, hit.usd if self.charge_cache_hits else 0.0,
+                      cached=True, model=spec.id,
+                      meta={**hit.meta, "original_usd": hit.usd, "paid_usd": 0.0, "latency_s": hit.latency_s,
                             "created": hit.created, "cache_key": key})
 
     @contextmanager
@@ -511,7 +519,7 @@ class LivePool(Pool):
                 self.budget.settle(rid, usd)
         self._count("paid")
         return Answer(reply.text, reply.in_tokens, reply.out_tokens, usd, cached=False, model=spec.id,
-                      meta={**meta, "cache_key": key})
+                      meta={**meta, "paid_usd": usd, "cache_key": key})
 
     def _where(self, spec: ModelSpec) -> str:
         return f"model {spec.id!r} ({spec.model_name or spec.id}) at {spec.base_url}"

@@ -3,7 +3,9 @@
 Definitions follow ARCHITECTURE.md ("Metric definitions"): accuracy and USD/query are means,
 reward is the project's success-gated reward, AIQ integrates the non-decreasing convex hull
 (NDCH) of a router's operating points up to a common `c_max`, and the zero router is the NDCH of
-the single models' points (what query-blind random mixing of models reaches).
+the single models' points (what query-blind random mixing of models reaches). Verdicts ("is a router
+above the zero router?") use `verdict_hull`, which adds the free point (0, 0) of not answering, with
+intervals from `xrouter_lite.verdicts`.
 
     >>> from xrouter_lite.metrics import ndch, aiq, cost_saved_at
     >>> pts = [(0.0, 0.2), (1.0, 0.8), (2.0, 0.6), (3.0, 0.9)]
@@ -13,6 +15,8 @@ the single models' points (what query-blind random mixing of models reaches).
     0.775
     >>> round(cost_saved_at(pts, ref_cost=3.0, ref_acc=0.84), 3)   # 0.8 >= 0.95*0.84 at cost 1
     0.667
+    >>> round(zero_margin((0.5, 0.3), [(1.0, 0.8), (3.0, 0.9)]), 3)  # below the chord (0,0)-(1,0.8)
+    -0.1
 """
 
 from __future__ import annotations
@@ -132,8 +136,28 @@ def hull_value(hull: Sequence[Point], cost) -> np.ndarray | float:
 
 
 def zero_router(single_points) -> list[Point]:
-    """The zero router: the NDCH of the single models' (cost, accuracy) points."""
+    """The zero router: the NDCH of the single models' (cost, accuracy) points (what AIQ integrates)."""
     return ndch(single_points)
+
+
+FREE_POINT: Point = (0.0, 0.0)  # answer nothing: costs nothing, scores nothing
+
+
+def verdict_hull(single_points) -> list[Point]:
+    """The zero router's hull for verdicts: the NDCH of the single models' points *and* of (0, 0).
+
+    Not answering is free, so mixing "answer nothing" with a model reaches every point on the chord from
+    (0, 0) to it. A router cheaper than every model is above this hull only if it beats that chord; with
+    `zero_router`'s hull (0 left of the cheapest model) a failing router that spends almost nothing would
+    "beat" it. AIQ keeps `zero_router` (ARCHITECTURE.md: a hull is 0 left of its cheapest point).
+    """
+    return ndch([FREE_POINT, *_clean(single_points)])
+
+
+def zero_margin(point: Point, single_points) -> float:
+    """Accuracy of a (cost, accuracy) point above the verdict hull at its own cost (< 0: below it)."""
+    c, a = _clean([point])[0]
+    return a - float(hull_value(verdict_hull(single_points), c))
 
 
 def aiq(points, c_max: float | None = None) -> float:

@@ -386,7 +386,8 @@ def what_if(data: EvalData, lam: float = 3.0, budget: float | None = None, allow
     cfg = _reward_cfg(data, lam)
     table = pd.DataFrame([summary_row(r, mask, lam, cfg) for r in runs.values()])
     singles = table[table["kind"] == "model"]
-    top = singles.loc[singles["accuracy"].idxmax()]
+    # the most accurate model; among equally accurate ones the cheapest (as verdicts.Singles.most_accurate)
+    top = singles.sort_values(["accuracy", "usd_per_query"], ascending=[False, True], kind="stable").iloc[0]
     reference = {"model": top["router"], "accuracy": float(top["accuracy"]), "usd_per_query": float(top["usd_per_query"])}
     table["cost_vs_best_model"] = 1.0 - table["usd_per_query"] / reference["usd_per_query"] \
         if reference["usd_per_query"] > 0 else 0.0
@@ -494,26 +495,113 @@ def trace_html(data: EvalData, w: WhatIf, index: int, routers: Sequence[str] | N
 
 
 # ---------------------------------------------------------------- the headline table
-def headline_table(w: WhatIf, singles: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per router: accuracy, USD per query, cost saved against the most accurate single model, AIQ, reward.
+def run_outcomes(w: WhatIf, name: str, cfg=None):
+    """One router's per-query outcomes on the setting's queries (`verdicts.Outcomes`; reward at the setting's λ)."""
+    from xrouter_lite.verdicts import Outcomes
 
-    Rows: LM routers, baselines, the oracle (an upper bound: it reads the answers), then `singles`
-    (default: the most accurate and the cheapest single model).
+    run = w.runs[name]
+    m = w.mask
+    return Outcomes.from_arrays(name, run.score[m], run.usd[m], w.lam, cfg, invalid=~run.valid[m])
+
+
+def singles_of(w: WhatIf):
+    """Every allowed single model's per-query outcomes on the setting's queries (`verdicts.Singles`)."""
+    from xrouter_lite.verdicts import Singles
+
+    names = [n for n, r in w.runs.items() if r.kind == "model"]
+    m = w.mask
+    return Singles(names, np.column_stack([w.runs[n].score[m] for n in names]),
+                   np.column_stack([w.runs[n].usd[m] for n in names]))
+
+
+def headline_rows(w: WhatIf, cfg=None, n_boot: int | None = None, seed: int = 0) -> list[dict]:
+    """Every router's headline numbers with, per router, the best single model at or below its cost and its
+    margin over the zero router's hull (single models and answering nothing) with a 95% paired-bootstrap interval."""
+    from xrouter_lite import verdicts as V
+
+    singles = singles_of(w)
+    points = singles.points()
+    names = list(w.table["router"])
+    margins = V.zero_margins([run_outcomes(w, n, cfg) for n in names], singles.correct, singles.usd,
+                             n_boot or V.N_BOOT, seed)
+    rows = []
+    for row, iv in zip(w.table.to_dict("records"), margins):
+        if _one_model(w.runs[row["router"]]):  # a single model is part of the hull: never above it
+            iv = V.Interval(iv.estimate, min(iv.low, 0.0), min(iv.high, 0.0), iv.level, iv.n, iv.n_boot)
+        best = V.best_single_at_cost(row["usd_per_query"], points)
+        rows.append(row | {"best_model_at_cost": best[0] if best else None,
+                           "best_model_accuracy": best[1] if best else None,
+                           "best_model_usd": best[2] if best else None,
+                           "zero_margin": V.verdict(iv).to_dict()})
+    return rows
+
+
+def _one_model(run: RouterRun) -> bool:
+    """The run called one and the same model on every query (a single model, or a baseline that picked one)."""
+    return bool(run.calls) and all(len(c) == 1 for c in run.calls) and len({c[0] for c in run.calls}) == 1
+
+
+def headline_models(w: WhatIf, rows: list[dict] | None = None) -> list[str]:
+    """The single models worth a headline row, in pool order: those on the zero router's hull (with (0, 0)), the
+    most accurate, the cheapest, and every model that `rows` name as the best one at or below a router's cost."""
+    from xrouter_lite.metrics import verdict_hull
+
+    models = w.table[w.table["kind"] == "model"]
+    pts = {r: (c, a) for r, c, a in zip(models["router"], models["usd_per_query"], models["accuracy"])}
+    on_hull = set(verdict_hull(pts.values()))
+    keep = {m for m, p in pts.items() if p in on_hull}
+    keep |= {w.reference["model"], models.loc[models["usd_per_query"].idxmin(), "router"]}
+    keep |= {r["best_model_at_cost"] for r in rows or [] if r["kind"] != "model" and r.get("best_model_at_cost")}
+    return [m for m in pts if m in keep]
+
+
+HEADLINE_COLUMNS = {"router": "router", "kind": "kind", "lambda": "λ", "accuracy": "accuracy",
+                    "usd_per_query": "USD/query", "best_model_at_cost": "best model at ≤ its cost",
+                    "best_model_accuracy": "that model's accuracy", "margin": "vs zero hull (points)",
+                    "interval": "95% interval", "verdict": "verdict vs zero hull"}
+TEXT_COLUMNS = {"router", "kind", "best model at ≤ its cost", "95% interval", "verdict vs zero hull"}
+
+
+def headline_table(w: WhatIf, singles: Sequence[str] | None = None, rows: list[dict] | None = None,
+                   cfg=None) -> pd.DataFrame:
+    """Per router: accuracy, USD per query, the best single model at or below its cost (name, accuracy), its margin
+    over the zero router's hull with a 95% interval and verdict, cost saved against the most accurate single model,
+    AIQ, reward.
+
+    Rows: LM routers, baselines, the oracle (an upper bound: it reads the answers), then `singles` (default:
+    `headline_models`: the single models on the zero router's hull, the most accurate, the cheapest and each
+    router's best model at or below its cost). `rows`: the `headline_rows` already computed for `w` (they carry
+    the intervals; computed here when None).
     """
-    t = w.table
-    models = t[t["kind"] == "model"]
-    if singles is None:
-        singles = list(dict.fromkeys([w.reference["model"], models.loc[models["usd_per_query"].idxmin(), "router"]]))
-    keep = t[(t["kind"] != "model") | t["router"].isin(singles)].copy()
+    from xrouter_lite.verdicts import label
+
+    rows = rows if rows is not None else headline_rows(w, cfg)
+    singles = headline_models(w, rows) if singles is None else list(singles)
+    keep = pd.DataFrame([r for r in rows if r["kind"] != "model" or r["router"] in singles])
     keep.loc[keep["kind"] == "oracle", "router"] = "oracle (upper bound)"
-    cols = {"router": "router", "kind": "kind", "lambda": "λ", "accuracy": "accuracy",
-            "usd_per_query": "USD/query", "cost_vs_best_model": f"cost saved vs {w.reference['model']}",
-            "cost_saved_95": "cost saved at ≥95% of its accuracy", "aiq": "AIQ", "mean_reward": f"reward at λ={w.lam:g}"}
+    keep["best_model_at_cost"] = keep["best_model_at_cost"].fillna("none (every model costs more)")
+    keep["margin"] = [100 * z["estimate"] for z in keep["zero_margin"]]
+    keep["interval"] = [f"{100 * z['low']:+.1f} to {100 * z['high']:+.1f}" for z in keep["zero_margin"]]
+    keep["verdict"] = [label(_verdict(z), "above", "below") for z in keep["zero_margin"]]
+    cols = HEADLINE_COLUMNS | {"cost_vs_best_model": f"cost saved vs {w.reference['model']}",
+                               "cost_saved_95": "cost saved at ≥95% of its accuracy", "aiq": "AIQ",
+                               "mean_reward": f"reward at λ={w.lam:g}"}
     return keep[[c for c in cols if c in keep]].rename(columns=cols).reset_index(drop=True)
 
 
+def _verdict(d: dict):
+    from xrouter_lite.verdicts import Verdict
+
+    return Verdict.from_dict(d)
+
+
 def column_format(col: str, digits: int = 3) -> str:
-    """How the headline table prints a number column: USD to 6 decimals, savings in percent, λ as it is."""
+    """How the headline table prints a column: USD to 6 decimals, savings in percent, λ as it is, margins in
+    signed points, text as it is."""
+    if col in TEXT_COLUMNS:
+        return "{}"
+    if col == "vs zero hull (points)":
+        return "{:+.1f}"
     return "{:.6f}" if "USD" in col else "{:.0%}" if "saved" in col else "{:g}" if col == "λ" else f"{{:.{digits}f}}"
 
 
@@ -531,15 +619,43 @@ def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
                           for row in df.itertuples(index=False))
 
 
-def write_headline(head: pd.DataFrame, plane: "go.Figure", artifacts, note: str = "", png: bool = True) -> list[str]:
-    """The README's results in `artifacts`: headline.csv, headline.md (note, table, figure) and cost_accuracy.png.
+def write_headline(head: pd.DataFrame, plane: "go.Figure", artifacts, note: str = "", png: bool = True,
+                   details: dict | None = None) -> list[str]:
+    """The run's headline results in `artifacts`: headline.csv, headline.md (note, table, figure), cost_accuracy.png
+    and, with `details` (the numbers with their intervals, see `headline_details`), headline.json, which
+    `python -m xrouter_lite report` reads.
 
     The PNG falls back to cost_accuracy.html (see `write_figure`); the returned lines say what was written.
     """
     out = Path(artifacts)
     out.mkdir(parents=True, exist_ok=True)
     head.to_csv(out / "headline.csv", index=False)
+    if details is not None:
+        (out / "headline.json").write_text(json.dumps(details, indent=1, default=_json_default) + "\n")
     picture, said = write_figure(plane, out / "cost_accuracy.png", png)
     link = f"![cost vs accuracy]({picture.name})" if picture.suffix == ".png" else f"[cost vs accuracy]({picture.name})"
     (out / "headline.md").write_text(f"{note}\n\n{markdown_table(head)}\n{link}\n".lstrip())
-    return [f"wrote {out / 'headline.csv'} and {out / 'headline.md'}", said]
+    wrote = "headline.csv, headline.md" + (" and headline.json" if details is not None else "")
+    return [f"wrote {wrote} in {out}", said]
+
+
+def _json_default(v):
+    """numpy scalars and NaN as JSON: numbers, None for NaN."""
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+
+
+def headline_details(w: WhatIf, rows: list[dict], queries: pd.DataFrame | None = None, **about) -> dict:
+    """What `write_headline` keeps as headline.json: the setting, the reference model and the headline's rows (every
+    router, the `headline_models`) with their intervals."""
+    counts = queries.loc[w.mask, "task"].value_counts(sort=False).to_dict() if queries is not None else {}
+    shown = set(headline_models(w, rows))
+    clean = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in rows
+             if r["kind"] != "model" or r["router"] in shown]
+    return {"lambda": w.lam, "budget": w.budget, "n": int(w.mask.sum()), "tasks": counts, "models": w.allowed,
+            "reference": w.reference, "c_max": float(w.table["usd_per_query"].max()), **about, "rows": clean}
