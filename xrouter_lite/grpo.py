@@ -584,8 +584,15 @@ def save_router(model, tokenizer, out_dir: str | os.PathLike, info: dict, quanti
 
 
 def zero_variance_share(log: pd.DataFrame) -> float:
-    """Mean share of groups whose rewards were all equal over a run (the steps that taught nothing)."""
-    return float(log["frac_reward_zero_std"].mean()) if "frac_reward_zero_std" in log else math.nan
+    """Mean share of groups whose rewards were all equal over a run (the steps that taught nothing).
+
+    Ours (`episode/frac_zero_std`, per group of rollouts) when logged: TRL's `frac_reward_zero_std` compares the
+    batch's std under `scale_rewards="batch"` and reads 0 there.
+    """
+    for col in (LOG_PREFIX + "frac_zero_std", "frac_reward_zero_std"):
+        if col in log:
+            return float(log[col].mean())
+    return math.nan
 
 
 def gains_over_sft(grpo, sft, singles, n_boot: int | None = None, seed: int = 0) -> dict:

@@ -281,6 +281,9 @@ def load_router(name_or_path: str | os.PathLike = DEFAULT_HUB_ROUTER, load_in_4b
         from peft import get_peft_model
 
         model = get_peft_model(model, lora_config(**lora))
+        for p in model.parameters():  # adapters train in fp32: a T4's fp16 loss scaler refuses fp16 gradients,
+            if p.requires_grad and p.dtype != torch.float32:  # and bf16 Adam updates lose small steps
+                p.data = p.data.float()
     return model, tokenizer
 
 

@@ -87,9 +87,13 @@ GRPO_SMOKE = GRPOSettings(steps=4, prompts_per_step=2, num_generations=4, max_po
                           sweep_eval_queries=12)
 GRPO_CPU = GRPOSettings(steps=100, prompts_per_step=8, num_generations=8, learning_rate=5e-4, max_pool=4,
                         max_completion_length=320, save_steps=20, sweep_steps=20, sweep_eval_queries=120)
-GRPO_GPU = GRPOSettings(steps=150, prompts_per_step=4, num_generations=8, micro_batch=8, learning_rate=2e-5,
-                        lora_r=16, max_pool=None, max_completion_length=640, turn_tokens=160, max_tool_chars=1500,
+GRPO_GPU = GRPOSettings(steps=150, prompts_per_step=4, num_generations=8, micro_batch=8, learning_rate=5e-5,
+                        lora_r=16, max_pool=None, max_completion_length=768, turn_tokens=192, max_tool_chars=256,
                         save_steps=25, sweep_steps=60)
+# gpu: a two-call turn is ~120 Hub tokens and each answer's last 256 characters ~80, so an agreement check that
+# escalates (call two, read, call one, read, select) fits 768 tokens; LoRA needs a larger step than full
+# fine-tuning to move a policy SFT made peaked, and 5e-5 is the usual range for LoRA GRPO (not measured here: no
+# GPU was available); tool descriptions are terse (protocol._call_schema): ~1.6k prompt tokens for 12 tools.
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,7 @@ class SFTSettings:
 # on 2 cores (each tool schema is one token there, so prompts are ~200 tokens); gpu trains LoRA adapters only.
 SFT_SMOKE = SFTSettings(full_steps=300, lora_steps=20, format_queries=48, eval_queries=100)
 SFT_CPU = SFTSettings(full_steps=2000, lora_steps=60)
-SFT_GPU = SFTSettings(full_steps=0, lora_steps=300, lora_lr=2e-4, batch_size=4, save_steps=100)
+SFT_GPU = SFTSettings(full_steps=0, lora_steps=300, lora_lr=2e-4, batch_size=4, save_steps=100, tool_result_chars=256)
 
 
 @dataclass(frozen=True)

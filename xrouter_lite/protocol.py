@@ -134,10 +134,12 @@ def tool_schemas(models: Sequence[ModelSpec], mode: str = "agent") -> list[dict]
 
 
 def _call_schema(spec: ModelSpec) -> dict:
-    # Terse on purpose: 12 tools are in every prompt, and a Hub router reads them as ~130 tokens each.
+    # Terse on purpose: 12 tools are in every prompt, and a Hub router reads them as ~130 tokens each. The
+    # description comes before the name (JSON key order means nothing to a parser), so a name directly follows
+    # the price it stands for; whether a small router uses that is measured by benchmarks/price_reading.py.
     return {"type": "function", "function": {
-        "name": spec.tool,
         "description": describe(spec),
+        "name": spec.tool,
         "parameters": {
             "type": "object",
             "properties": {
@@ -151,8 +153,8 @@ def _call_schema(spec: ModelSpec) -> dict:
 
 def _select_schema(tools: list[str]) -> dict:
     return {"type": "function", "function": {
-        "name": SELECT,
         "description": "Finish: return the answer of a model you called in an earlier turn, verbatim.",
+        "name": SELECT,
         "parameters": {
             "type": "object",
             "properties": {"model_call_name": {"type": "string", "enum": tools,

@@ -1,0 +1,91 @@
+"""What a router needs to read prices: prices it can see, and training labels that follow them.
+
+Two models that are always right, so the expected-reward teacher picks whichever is cheaper in the trace's prompt
+(`price_jitter` reprices them per trace, in the prompt and in the teacher's values). Whether a router then *learns*
+to read them is a measurement, not a unit test: `benchmarks/price_reading.py` trains a tiny router on these traces
+and prints how far swapping two prices moves its call (for the 2-layer CPU router: not at all, so far).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from synthetic import texts_in_split  # noqa: E402
+from xrouter_lite.pool import ModelSpec, ReplayPool  # noqa: E402
+from xrouter_lite.profiles import SFTSettings, get_profile  # noqa: E402
+from xrouter_lite.protocol import router_messages, tool_schemas  # noqa: E402
+from xrouter_lite.repricing import RepricedPool  # noqa: E402
+from xrouter_lite import sft as S  # noqa: E402
+from xrouter_lite.traces import build_traces  # noqa: E402
+
+SPECS = {m.id: m for m in [ModelSpec("alpha", 0.50, 2.00, tier="standard", description="Model A"),
+                           ModelSpec("beta", 0.50, 2.00, tier="standard", description="Model B")]}
+SETTINGS = SFTSettings(vocab_size=400, hidden_size=64, layers=2, heads=4, full_steps=400, full_lr=3e-3, lora_steps=0,
+                       batch_size=8, tool_result_chars=40, max_length=2048, agent_share=0.0, full_pool_share=1.0,
+                       label_temperature=0.0, lam=1000.0, price_jitter=8.0, jitter_share=1.0, agreement=False)
+
+
+def make_pool() -> ReplayPool:
+    """60 train queries that both models always answer right, at the same list price."""
+    rows = []
+    texts = texts_in_split("train", 60, lambda i: f"What is {i} plus {i % 5}?")
+    for j, text in enumerate(texts):
+        for model in SPECS:
+            rows.append({"query_id": f"synthetic/gsm/{j}", "source": "synthetic", "task": "gsm", "category": "",
+                         "question": text, "gold": "1", "model": model, "response": '{"answer": "1"}',
+                         "correct": 1.0, "in_tokens": 200, "out_tokens": 100, "usd": (200 * 0.5 + 100 * 2.0) / 1e6})
+    return ReplayPool(pd.DataFrame(rows), SPECS)
+
+
+@pytest.fixture(scope="module")
+def pool() -> ReplayPool:
+    return make_pool()
+
+
+def p_first_call(model, tok, pool, query, prices: dict[str, float]) -> dict[str, float]:
+    """The router's probability of naming each tool first, with the models repriced by `prices` (factors)."""
+    view = RepricedPool(pool, prices)
+    messages = router_messages(query.text, "simple")
+    ids = tok.apply_chat_template(messages, tools=tool_schemas([view.spec(m) for m in SPECS], "simple"),
+                                  add_generation_prompt=True, tokenize=True, return_dict=False)
+    opener = tok.encode('<tool_call>\n{"name": "', add_special_tokens=False)
+    with torch.no_grad():
+        logits = model(torch.tensor([ids + opener])).logits[0, -1]
+    names = tok.convert_tokens_to_ids([SPECS[m].tool for m in SPECS])
+    p = logits[names].softmax(-1).tolist()
+    return dict(zip(SPECS, p))
+
+
+def test_swapped_prices_change_the_tokens_the_router_reads(pool, tmp_path):
+    profile = replace(get_profile("smoke"), sft=SETTINGS)
+    train = pool.queries("train")
+    _, tok = S.build_or_load_base(profile, tmp_path, pool, train, device="cpu")
+
+    def prompt(prices):
+        view = RepricedPool(pool, prices)
+        ids = tok.apply_chat_template(router_messages(train[0].text, "simple"),
+                                      tools=tool_schemas([view.spec(m) for m in SPECS], "simple"),
+                                      add_generation_prompt=True, tokenize=True, return_dict=False)
+        return tok.convert_ids_to_tokens(ids)
+
+    a_cheap, b_cheap = prompt({"alpha": 0.2, "beta": 4.0}), prompt({"alpha": 4.0, "beta": 0.2})
+    assert a_cheap != b_cheap and len(a_cheap) == len(b_cheap)  # same layout, other digits and tiers
+    name = a_cheap.index(SPECS["alpha"].tool)
+    tier = max(i for i, t in enumerate(a_cheap[:name]) if t.endswith(" tier; "))  # alpha's tier, then its price
+    assert (a_cheap[tier], b_cheap[tier]) == ("budget tier; ", "premium tier; ")
+    price = a_cheap[tier + 1: name]
+    assert any(t.isdigit() for t in price) and price != b_cheap[tier + 1: name]  # digits it can read
+
+
+def test_the_teacher_labels_follow_the_prices_in_the_prompt(pool):
+    traces = build_traces(pool, pool.queries("train") * 4, seed=0, **S.trace_kwargs(SETTINGS))
+    cheaper = [min(SPECS, key=lambda m: t["prices"].get(m, 1.0)) for t in traces]
+    assert all(t["label"] == c for t, c in zip(traces, cheaper))
+    assert {t["label"] for t in traces} == set(SPECS)  # both models are the label, depending on the prices
