@@ -106,13 +106,12 @@ def test_prompts_read_each_tool_as_a_few_tokens_with_its_price_as_text(pool, bas
             name = tool["function"]["name"]
             if name == "select_response":  # its enum varies with the sub-pool: BPE pieces
                 continue
-            at = tokens.index(name)  # opening+identity, tier: one token each; the price in BPE pieces; then the name
+            at = tokens.index(name)  # opening, name, identity, tier: one token each; then the price in BPE pieces
             spec = next(s for s in SPECS.values() if s.tool == name)
-            tier = tokens.index(f"{spec.tier} tier; ", max(0, at - 40))
-            assert tokens[tier - 1] in texts["identities"] and tokens[at - 1] == '", "name": "'
-            price = tokens[tier + 1: at - 1]
+            assert tokens[at + 2] == f"{spec.tier} tier; " and tokens[at + 1] in texts["identities"]
+            price = tokens[at + 3: tokens.index(next(x for x in tokens[at + 3:] if x.startswith('", "parameters"')), at)]
             assert len(price) >= 6 and any(ch.isdigit() for ch in "".join(price))  # digits the router can read
-            assert tok.decode(ids[tier - 1: at + 2]) == json.dumps(tool, ensure_ascii=False)  # + the argument tail
+            assert tok.decode(ids[at - 1: at + 3 + len(price) + 1]) == json.dumps(tool, ensure_ascii=False)
         assert t["messages"][0]["content"] in tokens  # the system prompt is one token
     bpe_only = len(json.dumps(traces[0]["tools"])) // 4  # what the schemas alone would cost in BPE pieces
     assert len(tok.apply_chat_template(traces[0]["messages"], tools=traces[0]["tools"], tokenize=True,

@@ -134,12 +134,10 @@ def tool_schemas(models: Sequence[ModelSpec], mode: str = "agent") -> list[dict]
 
 
 def _call_schema(spec: ModelSpec) -> dict:
-    # Terse on purpose: 12 tools are in every prompt, and a Hub router reads them as ~130 tokens each. The
-    # description comes before the name (JSON key order means nothing to a parser), so a name directly follows
-    # the price it stands for; whether a small router uses that is measured by benchmarks/price_reading.py.
+    # Terse on purpose: 12 tools are in every prompt, and a Hub router reads them as ~130 tokens each.
     return {"type": "function", "function": {
-        "description": describe(spec),
         "name": spec.tool,
+        "description": describe(spec),
         "parameters": {
             "type": "object",
             "properties": {
@@ -153,8 +151,8 @@ def _call_schema(spec: ModelSpec) -> dict:
 
 def _select_schema(tools: list[str]) -> dict:
     return {"type": "function", "function": {
-        "description": "Finish: return the answer of a model you called in an earlier turn, verbatim.",
         "name": SELECT,
+        "description": "Finish: return the answer of a model you called in an earlier turn, verbatim.",
         "parameters": {
             "type": "object",
             "properties": {"model_call_name": {"type": "string", "enum": tools,

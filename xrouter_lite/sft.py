@@ -98,7 +98,7 @@ def tiny_router_texts(pool: ReplayPool, queries: Sequence[Query], n_traces: int 
 def _tiny_spec(s: SFTSettings, seed: int) -> dict:
     return {"vocab_size": s.vocab_size, "hidden_size": s.hidden_size, "layers": s.layers, "heads": s.heads, "seed": seed,
             "tool_result_chars": s.tool_result_chars, "answer_notes": s.answer_notes,
-            "protocol_tokens": 5}  # bump when protocol_texts changes: a base built with other texts is rebuilt
+            "protocol_tokens": 4}  # bump when protocol_texts changes: a base built with other texts is rebuilt
 
 
 def build_or_load_base(profile: Profile, artifacts: str | os.PathLike, pool: ReplayPool | None = None,
@@ -140,11 +140,10 @@ def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 
     """The texts every router prompt repeats verbatim, as the chat template renders them.
 
     "names": each tool name; "fixed": the two system prompts, the template's text around the tool list, the
-    schema's opening and the text before each name, each tier ("budget tier; "), the argument schema every call
+    opening of every tool schema up to its name, each tier ("budget tier; "), the argument schema every call
     tool shares, the answer check's lines, the cost-weight line, the router's call/select fragments and the task
-    prompts; "identities": per model, the schema's opening and who the model is (its context). A tool's **price
-    stays ordinary text** (digits), right before its name, so a router can read it and a changed price changes
-    what it reads.
+    prompts; "identities": per model, the text between its name and its tier (who it is, its context). A tool's
+    **price stays ordinary text** (digits), so a router can read it and a changed price changes what it reads.
     """
     from transformers.utils.chat_template_utils import render_jinja_template
 
@@ -153,24 +152,23 @@ def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 
     from xrouter_lite.protocol import COST_LINE, describe_parts
 
     models = models_of(pool, queries)
-    opening = '{"type": "function", "function": {"description": "'  # how tool_schemas' JSON starts
-    before_name = '", "name": "'
+    opening = '{"type": "function", "function": {"name": "'  # how tool_schemas' JSON starts, before the name
     identities, tails = [], set()
     for m in models:
         spec = pool.spec(m)
         line = json.dumps(tool_schemas([spec], "simple")[0], ensure_ascii=False)
         who, tier, price = describe_parts(spec)
-        head = opening + who + tier + price + before_name + spec.tool
-        assert line.startswith(head), (line, head)  # the layout this split relies on
-        identities.append(opening + who)  # the schema's opening and who the model is: one token per model
-        tails.add(line[len(head):])  # '", "parameters": {...}}}': the same for every tool
+        head = opening + spec.tool + '", "description": "'
+        assert line.startswith(head + who + tier + price), (line, head)  # the layout this split relies on
+        identities.append(line[len(opening) + len(spec.tool): len(head) + len(who)])
+        tails.add(line[len(head + who + tier + price):])  # '", "parameters": {...}}}': the same for every tool
     marker = {"type": "function", "function": {"name": "MARKER", "description": "", "parameters": {}}}
     (text,), _ = render_jinja_template([[{"role": "system", "content": "SYSTEM"}, {"role": "user", "content": "Q"}]],
                                        tools=[marker], chat_template=qwen25_chat_template())
     line = json.dumps(marker, ensure_ascii=False)
     header = text[text.index("SYSTEM") + len("SYSTEM"): text.index(line) - 1]  # "\n\n# Tools ... <tools>"
     footer = text[text.index(line) + len(line) + 1: text.index("<|im_end|>")]  # "</tools> ... </tool_call>"
-    fixed = [system_prompt("agent", max_turns), system_prompt("simple"), header, footer, opening, before_name,
+    fixed = [system_prompt("agent", max_turns), system_prompt("simple"), header, footer, opening,
              *[f"{t} tier; " for t in TIERS], *sorted(tails), *SAME.split("{tool}"), DIFFERENT,
              *COST_LINE.split("{lam}")]  # the stated cost weight: its digits stay ordinary text
     # The router's own turns, as render_calls writes them: <tool_call>{"name": NAME, ...ARGS}</tool_call>
@@ -189,9 +187,9 @@ def add_protocol_tokens(model, tokenizer, texts: dict[str, list[str]], seed: int
     Why: a router prompt is ~200 tokens of JSON per tool (prices, context, argument schema) around a query of
     ~80, so a 12-model prompt is ~2,700 BPE tokens, and every training step and routing decision reads all of
     it. With the system prompts, the template's fixed text, each tool's identity and tier and the shared argument
-    schema as single tokens, a tool costs ~20 tokens (`{"type": ... "description": "Gemini 1.5 Flash by Google, 1M
-    context; ` + `budget tier; ` + the price in ordinary text + `", "name": "` + `call_gemini_1_5_flash` +
-    `", "parameters": ...}}}`): SFT and GRPO run several times faster on a CPU. Tool names are single
+    schema as single tokens, a tool costs ~20 tokens (`{"type": ... "name": "` + `call_gemini_1_5_flash` +
+    `", "description": "Gemini 1.5 Flash by Google, 1M context; ` + `budget tier; ` + the price in ordinary
+    text + `", "parameters": ...}}}`): SFT and GRPO run several times faster on a CPU. Tool names are single
     tokens, both where the prompt lists them and where the router writes them: spelled in BPE pieces (`call`,
     `_gemini`, `_`, `1`, `_`, `5`, `_flash`) a tiny model mixes them up (`call_gemini_2_2_2...`); as one token,
     calling a listed model means copying one token of the prompt.
