@@ -78,10 +78,11 @@ def test_swapped_prices_change_the_tokens_the_router_reads(pool, tmp_path):
     a_cheap, b_cheap = prompt({"alpha": 0.2, "beta": 4.0}), prompt({"alpha": 4.0, "beta": 0.2})
     assert a_cheap != b_cheap and len(a_cheap) == len(b_cheap)  # same layout, other digits and tiers
     name = a_cheap.index(SPECS["alpha"].tool)
-    tier = max(i for i, t in enumerate(a_cheap[:name]) if t.endswith(" tier; "))  # alpha's tier, then its price
+    tier = next(i for i in range(name, len(a_cheap)) if a_cheap[i].endswith(" tier; "))  # alpha's tier, then price
+    end = next(i for i in range(tier, len(a_cheap)) if a_cheap[i].startswith('", "parameters"'))
     assert (a_cheap[tier], b_cheap[tier]) == ("budget tier; ", "premium tier; ")
-    price = a_cheap[tier + 1: name]
-    assert any(t.isdigit() for t in price) and price != b_cheap[tier + 1: name]  # digits it can read
+    price = a_cheap[tier + 1: end]
+    assert any(t.isdigit() for t in price) and price != b_cheap[tier + 1: end]  # digits it can read
 
 
 def test_the_teacher_labels_follow_the_prices_in_the_prompt(pool):
