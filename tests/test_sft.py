@@ -346,3 +346,27 @@ def test_lambda_conditioned_traces_state_the_cost_weight_and_follow_it(pool):
     assert "big-llm" not in by_lam[1000.0]  # at 1000 points per dollar a cheaper model earns more
     plain = build_traces(pool, pool.queries("train")[:2], seed=0)
     assert "Cost weight" not in plain[0]["messages"][0]["content"]  # a fixed-λ router is not told
+
+
+def test_guided_decoding_writes_the_fixed_fragments_of_a_call_with_the_tiny_tokenizer(pool, base):
+    from xrouter_lite.guided import GuidedIds, allowed_next
+    from xrouter_lite.protocol import Action, render_calls
+    from xrouter_lite.traces import task_prompt
+
+    _, _, _, tok = base
+    ids = GuidedIds.of(tok)
+    assert None not in (ids.args, ids.close, ids.end) and len(ids.prompts) >= 7
+    listed = tok.convert_tokens_to_ids(S.tool_names(pool, pool.queries("train")))
+    call = tok.encode(render_calls([Action("call", model="mid-llm.2",
+                                           args={"optimized_system_prompt": task_prompt("gsm")})]),
+                      add_special_tokens=False)
+    assert len(call) == 5  # opener, name, arguments opener, the task prompt, close: one token each
+    assert allowed_next(call[:1], listed, ids) == listed  # which tool: the model's choice among the listed ones
+    assert allowed_next(call[:2], listed, ids) == [ids.args] and allowed_next(call[:4], listed, ids) == [ids.close]
+    assert allowed_next(call[:3], listed, ids) is None  # which system prompt: the model's choice
+    select = tok.encode(render_calls([Action("select", model="mid-llm.2", args={"model_call_name": "call_mid_llm_2"})]),
+                        add_special_tokens=False)
+    seq = call + select  # a select after the call: only the called tool, then close, then the end of the turn
+    assert allowed_next(seq[:len(call) + 3], listed, ids) == [tok.convert_tokens_to_ids("call_mid_llm_2")]
+    assert allowed_next(seq, listed, ids) == [ids.end]
+    assert allowed_next(call, listed, ids) is None  # after a call block: another call, or the end of the turn
