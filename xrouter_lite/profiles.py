@@ -80,13 +80,18 @@ class GRPOSettings:
     sweep_eval_queries: int | None = None  # of those, the ones each lambda's router is evaluated on (None = all)
 
 
+# The cost weights a λ-conditioned router trains on (log-uniform: equal steps in log λ over three orders of
+# magnitude); each one's cost line is a single token of the tiny tokenizer (sft.protocol_texts).
+LAMBDA_GRID = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+
 # GRPO per profile. smoke proves the code path in seconds; cpu must show learning in minutes on 2 cores (tiny
 # model, full-parameter, short prompts: sub-pools of 2-4 models); gpu is QLoRA on a Hub model (estimated sizes).
 GRPO_SMOKE = GRPOSettings(steps=4, prompts_per_step=2, num_generations=4, max_pool=3, max_train_queries=40,
                           max_completion_length=320, save_steps=2, sweep_steps=2, eval_queries=24,
-                          sweep_eval_queries=12)
-GRPO_CPU = GRPOSettings(steps=100, prompts_per_step=8, num_generations=8, learning_rate=5e-4, max_pool=4,
-                        max_completion_length=320, save_steps=20, sweep_steps=20, sweep_eval_queries=120)
+                          sweep_eval_queries=12, lambda_grid=LAMBDA_GRID)
+GRPO_CPU = GRPOSettings(steps=60, prompts_per_step=8, num_generations=8, learning_rate=5e-4, max_pool=4,
+                        max_completion_length=320, save_steps=20, sweep_steps=20, sweep_eval_queries=120,
+                        lambda_grid=LAMBDA_GRID)
 GRPO_GPU = GRPOSettings(steps=150, prompts_per_step=4, num_generations=8, micro_batch=8, learning_rate=5e-5,
                         lora_r=16, max_pool=None, max_completion_length=768, turn_tokens=192, max_tool_chars=256,
                         save_steps=25, sweep_steps=60)
@@ -116,7 +121,7 @@ class SFTSettings:
     # The teacher (traces.py): "expected" = the plan with the best expected reward at `lam` on the query's task
     # (train split), sampled from a softmax over plans; "hindsight" = the cheapest model that happened to be right
     labels: str = "expected"
-    label_temperature: float = 0.01  # softmax temperature over plans' expected rewards; 0 = always the best plan,
+    label_temperature: float = 0.005  # softmax temperature over plans' expected rewards; 0 = always the best plan,
     #                                  higher = more variety for GRPO to compare (rewards differ by ~0.001-0.2)
     full_pool_share: float = 0.5  # traces offering the whole pool (as evaluation does); the rest draw a sub-pool
     agreement: bool = True  # agent-mode plans may call two models and ask a third only when their answers differ
@@ -146,8 +151,8 @@ class SFTSettings:
 
 # SFT per profile. smoke proves the code path in about a minute; cpu learns the format and a prior in ~3 minutes
 # on 2 cores (each tool schema is one token there, so prompts are ~200 tokens); gpu trains LoRA adapters only.
-SFT_SMOKE = SFTSettings(full_steps=300, lora_steps=20, format_queries=48, eval_queries=100)
-SFT_CPU = SFTSettings(full_steps=2000, lora_steps=60)
+SFT_SMOKE = SFTSettings(full_steps=300, lora_steps=20, format_queries=48, eval_queries=100, lambda_grid=LAMBDA_GRID)
+SFT_CPU = SFTSettings(full_steps=2000, lora_steps=60, lambda_grid=LAMBDA_GRID)
 SFT_GPU = SFTSettings(full_steps=0, lora_steps=300, lora_lr=2e-4, batch_size=4, save_steps=100, tool_result_chars=256)
 
 

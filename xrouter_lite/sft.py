@@ -98,7 +98,7 @@ def tiny_router_texts(pool: ReplayPool, queries: Sequence[Query], n_traces: int 
 def _tiny_spec(s: SFTSettings, seed: int) -> dict:
     return {"vocab_size": s.vocab_size, "hidden_size": s.hidden_size, "layers": s.layers, "heads": s.heads, "seed": seed,
             "tool_result_chars": s.tool_result_chars, "answer_notes": s.answer_notes,
-            "protocol_tokens": 4}  # bump when protocol_texts changes: a base built with other texts is rebuilt
+            "lambda_grid": list(s.lambda_grid), "protocol_tokens": 4}  # bump when protocol_texts changes: a base built with other texts is rebuilt
 
 
 def build_or_load_base(profile: Profile, artifacts: str | os.PathLike, pool: ReplayPool | None = None,
@@ -123,7 +123,7 @@ def build_or_load_base(profile: Profile, artifacts: str | os.PathLike, pool: Rep
         texts = tiny_router_texts(pool, queries, seed=profile.seed, settings=s)
         model, tok = build_tiny_router(texts, base, vocab_size=s.vocab_size, hidden_size=s.hidden_size,
                                        layers=s.layers, heads=s.heads, seed=profile.seed)
-        add_protocol_tokens(model, tok, protocol_texts(pool, queries), seed=profile.seed)
+        add_protocol_tokens(model, tok, protocol_texts(pool, queries, lambdas=s.lambda_grid), seed=profile.seed)
         model.save_pretrained(base)
         tok.save_pretrained(base)
         marker.write_text(json.dumps(spec) + "\n")
@@ -136,7 +136,8 @@ def tool_names(pool: ReplayPool, queries: Sequence[Query]) -> list[str]:
     return [pool.spec(m).tool for m in models_of(pool, queries)] + [SELECT]
 
 
-def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 3) -> dict[str, list[str]]:
+def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 3,
+                   lambdas: Sequence[float] = ()) -> dict[str, list[str]]:
     """The texts every router prompt repeats verbatim, as the chat template renders them.
 
     "names": each tool name; "fixed": the two system prompts, the template's text around the tool list, the
@@ -144,12 +145,14 @@ def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 
     tool shares, the answer check's lines, the cost-weight line, the router's call/select fragments and the task
     prompts; "identities": per model, the text between its name and its tier (who it is, its context). A tool's
     **price stays ordinary text** (digits), so a router can read it and a changed price changes what it reads.
+    Each cost line of `lambdas` (a λ-conditioned router's grid: "\\nCost weight: 10 reward points per USD.") is one
+    token too: the λ it trained on is then one token to read, like the task; another λ is spelled in digits.
     """
     from transformers.utils.chat_template_utils import render_jinja_template
 
     from xrouter_lite.agreement import DIFFERENT, SAME
     from xrouter_lite.pool import TIERS
-    from xrouter_lite.protocol import COST_LINE, describe_parts
+    from xrouter_lite.protocol import COST_LINE, cost_line, describe_parts
 
     models = models_of(pool, queries)
     opening = '{"type": "function", "function": {"name": "'  # how tool_schemas' JSON starts, before the name
@@ -170,7 +173,7 @@ def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 
     footer = text[text.index(line) + len(line) + 1: text.index("<|im_end|>")]  # "</tools> ... </tool_call>"
     fixed = [system_prompt("agent", max_turns), system_prompt("simple"), header, footer, opening,
              *[f"{t} tier; " for t in TIERS], *sorted(tails), *SAME.split("{tool}"), DIFFERENT,
-             *COST_LINE.split("{lam}")]  # the stated cost weight: its digits stay ordinary text
+             *COST_LINE.split("{lam}"), *[cost_line(lam) for lam in lambdas]]
     # The router's own turns, as render_calls writes them: <tool_call>{"name": NAME, ...ARGS}</tool_call>
     call = render_calls([Action("call", model="M", args={"optimized_system_prompt": "P"})])
     select = render_calls([Action("select", model="M", args={"model_call_name": "N"})])
