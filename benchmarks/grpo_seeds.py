@@ -1,4 +1,4 @@
-"""Does GRPO's gain over SFT hold across seeds? GRPO from one SFT checkpoint with 3 seeds, evaluated on validation.
+"""Does GRPO's gain over SFT hold across seeds? GRPO from one SFT checkpoint with 3 seeds, compared on the test split.
 
     python benchmarks/grpo_seeds.py --data ../shared/data                       # cpu profile, seeds 0 1 2
     python benchmarks/grpo_seeds.py --data ../shared/data --sft runs/cpu-.../artifacts/router_sft
@@ -6,7 +6,7 @@
 
 Every seed starts from the **same** SFT router (`--sft`, else one is trained here once with the profile's SFT
 settings) and changes what GRPO samples: the training rows (sub-pools, modes, order) and the rollouts. Each
-GRPO router, the SFT router, every single model and the kNN router answer the same validation queries with the
+GRPO router, the SFT router, every single model and the kNN router answer the same queries of `--split` with the
 full pool of the source. Per seed it prints those rows, whether the gains hold, each as a 95% paired-bootstrap
 interval verdict ("beats" only when the interval excludes 0: mean reward against SFT's, the (cost, accuracy)
 point against the zero router's hull with the free point (0, 0), the cost saved against the most accurate model),
@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--sft", type=Path, help="an SFT router dir (router_sft); default: train one into --out")
     p.add_argument("--steps", type=int, default=0, help="GRPO steps per seed (0: the profile's)")
     p.add_argument("--lam", type=float, default=0.0, help="reward's lambda (0: the profile's)")
-    p.add_argument("--eval-queries", type=int, default=0, help="validation queries (0: the profile's GRPO setting)")
+    p.add_argument("--split", default="test", choices=("validation", "test"),
+                   help="where the routers are compared (test: what results report; validation: for choosing)")
+    p.add_argument("--eval-queries", type=int, default=0, help="queries of the split (0: all of them)")
     p.add_argument("--out", type=Path, default=Path("runs/grpo_seeds"))
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 on a busy machine")
     p.add_argument("--json", type=Path, help="also write the results here")
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     pool = ReplayPool(table)
     models = pool.models_for(args.source)
     train_queries = pool.queries(split="train", source=args.source)
-    val = spread(pool.queries(split="validation", source=args.source), args.eval_queries or settings.eval_queries)
+    val = spread(pool.queries(split=args.split, source=args.source), args.eval_queries or None)
     args.out.mkdir(parents=True, exist_ok=True)
 
     sft_dir = args.sft
@@ -85,12 +87,17 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"trained the SFT router in {time.perf_counter() - t:.0f} s -> {sft_dir}", flush=True)
     sft_info = json.loads((Path(sft_dir) / "router.json").read_text())
     mode = sft_info["mode"]
-    settings = replace(settings, max_tool_chars=sft_info.get("tool_result_chars", settings.max_tool_chars))
+    # GRPO and evaluation read answers as the SFT router was trained to, and tell a λ-conditioned router its λ
+    settings = replace(settings, max_tool_chars=sft_info.get("tool_result_chars", settings.max_tool_chars),
+                       answer_notes=sft_info.get("answer_notes", False), held_out=tuple(sft_info.get("held_out", ())),
+                       state_lambda=sft_info.get("lambda_in_prompt", False),
+                       lambda_grid=settings.lambda_grid if sft_info.get("lambda_in_prompt") else ())
 
     def evaluate(path, name):
         model, tok = load_saved_router(path)
         episodes, row = evaluate_lm_router(model, tok, pool, val, mode=mode, lam=settings.lam, name=name,
-                                           tool_result_chars=settings.max_tool_chars, progress=False)
+                                           tool_result_chars=settings.max_tool_chars, progress=False,
+                                           answer_notes=settings.answer_notes, state_lambda=settings.state_lambda)
         return Outcomes.from_episodes(name, episodes, [q.id for q in val]), row
 
     t = time.perf_counter()
@@ -101,20 +108,21 @@ def main(argv: list[str] | None = None) -> dict:
     zero = next(r["hull"] for r in baselines if r.get("router") == "zero")
     best = next(r for r in baselines if "reference" in r)
     fixed = [sft_row] + [r for r in baselines if "accuracy" in r and "router" in r]
-    print(f"evaluated SFT + baselines on {len(val)} validation queries ({mode} mode, full pool, lambda "
+    print(f"evaluated SFT + baselines on {len(val)} {args.split} queries ({mode} mode, full pool, lambda "
           f"{settings.lam:g}) in {time.perf_counter() - t:.0f} s", flush=True)
 
     command = "python benchmarks/grpo_seeds.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    results = {"command": command.strip(), "split": "validation", "source": args.source, "lambda": settings.lam,
+    results = {"command": command.strip(), "split": args.split, "source": args.source, "lambda": settings.lam,
                "profile": prof.name, "settings": asdict(settings), "mode": mode, "sft": str(sft_dir),
-               "n_validation": len(val), "fixed": fixed, "zero_hull": zero, "most_accurate": best, "seeds": []}
+               "n": len(val), "fixed": fixed, "zero_hull": zero, "most_accurate": best, "seeds": []}
     for seed in args.seeds:
         rows, stats = training_rows(pool, train_queries, settings, seed=seed)
         out = args.out / f"router_grpo_seed{seed}"
         t = time.perf_counter()
         # mode, max_turns and base carry over from the SFT router's router.json
         log = train_grpo(str(sft_dir), None, rows, pool, out, settings, seed=seed, progress=False,
-                         info={"source": args.source, "tool_result_chars": settings.max_tool_chars})
+                         info={"source": args.source, "tool_result_chars": settings.max_tool_chars,
+                               "answer_notes": settings.answer_notes, "held_out": list(settings.held_out)})
         wall = time.perf_counter() - t
         completions = settings.prompts_per_step * settings.num_generations * len(log)
         grpo_out, row = evaluate(out, f"grpo seed {seed}")

@@ -122,7 +122,7 @@ def seeds_section(path: Path) -> dict:
     shown = {k: sum(r.get("intervals", {}).get(k, {}).get("outcome") == "beats" for r in rows)
              for k in (rows[0].get("intervals", {}) if rows else {})}
     return {"command": d.get("command", "python benchmarks/grpo_seeds.py"), "split": split,
-            "source": d.get("source", "zeroeval"), "n": d.get("n_validation"), "lambda": lam,
+            "source": d.get("source", "zeroeval"), "n": d.get("n", d.get("n_validation")), "lambda": lam,
             "file": path.name, "sft": _row(sft, split=split) if sft else None, "rows": rows, "shown": shown}
 
 
