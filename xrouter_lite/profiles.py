@@ -152,7 +152,9 @@ class SFTSettings:
 # SFT per profile. smoke proves the code path in about a minute; cpu learns the format and a prior in ~3 minutes
 # on 2 cores (each tool schema is one token there, so prompts are ~200 tokens); gpu trains LoRA adapters only.
 SFT_SMOKE = SFTSettings(full_steps=300, lora_steps=20, format_queries=48, eval_queries=100, lambda_grid=LAMBDA_GRID)
-SFT_CPU = SFTSettings(full_steps=2000, lora_steps=60, lambda_grid=LAMBDA_GRID)
+# cpu: claude-3-haiku never appears in training (a model dominated by gpt-4o-mini on ZeroEval, so holding it out
+# costs the router nothing); notebook 04 offers it at evaluation as an *unseen* model and reports what happens.
+SFT_CPU = SFTSettings(full_steps=2000, lora_steps=60, lambda_grid=LAMBDA_GRID, held_out=("claude-3-haiku-20240307",))
 SFT_GPU = SFTSettings(full_steps=0, lora_steps=300, lora_lr=2e-4, batch_size=4, save_steps=100, tool_result_chars=256)
 
 
