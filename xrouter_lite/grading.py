@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import functools
 import json
 import logging
 import math
@@ -306,10 +307,14 @@ def _worker_main() -> None:
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     from math_verify import parse, verify
 
+    @functools.lru_cache(maxsize=20_000)  # golds repeat across models, answers across tasks
     def parsed(latex: str):
         # No math-verify timeout here (it would be SIGALRM again): the parent's deadline kills us instead.
         return parse(f"${latex}$", parsing_timeout=None) or parse(latex, parsing_timeout=None)
 
+    # math-verify imports its LaTeX parser and most of sympy on first use: pay that here, under the start
+    # timeout, not inside the first comparison's deadline.
+    verify(parsed("\\frac{1}{2}"), parsed("0.5"), timeout_seconds=None)
     out = sys.stdout
     out.write("ready\n")
     out.flush()
