@@ -34,12 +34,11 @@ import json
 import logging
 import math
 import os
+import queue
 import re
-import select
 import subprocess
 import sys
 import threading
-import time
 import warnings
 from collections import Counter
 from fractions import Fraction
@@ -339,26 +338,32 @@ class _Worker:
         self.owner = os.getpid()
         self.proc = subprocess.Popen([sys.executable, "-c", _WORKER_CODE], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-        self._buf = b""
+        # A reader thread turns the worker's answers into a queue, so waiting with a deadline works on every OS
+        # (select() cannot wait on pipes on Windows).
+        self._lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._pump, name="math-verify-reader", daemon=True).start()
         if self._readline(WORKER_START_TIMEOUT_S) != "ready":
             self.kill()
             raise GraderError("exception", "the math-verify worker process did not start "
                                            f"(is math-verify installed for {sys.executable}?)")
 
+    def _pump(self) -> None:
+        stdout = self.proc.stdout
+        try:
+            for raw in stdout:
+                self._lines.put(raw.decode("utf-8", "replace").rstrip("\n"))
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._lines.put(None)  # EOF: the worker exited or was killed
+            stdout.close()
+
     def _readline(self, timeout: float) -> str | None:
-        """One line from the worker, or None at the deadline or when it died."""
-        deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                return None
-            chunk = os.read(fd, 65536)
-            if not chunk:  # EOF: the worker died
-                return None
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return line.decode("utf-8", "replace")
+        """The worker's next line, or None at the deadline or when it died."""
+        try:
+            return self._lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
 
     def ask(self, gold: str, pred: str, timeout: float) -> str:
         """'1', '0', 'T' (past the deadline: the worker is killed) or 'E <error>'."""
@@ -386,11 +391,10 @@ class _Worker:
             self.proc.wait(timeout=5)
         except (OSError, subprocess.TimeoutExpired):
             pass
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        try:
+            self.proc.stdin.close()  # stdout is closed by the reader thread when it sees the end
+        except OSError:
+            pass
 
 
 _idle: list[_Worker] = []
@@ -404,7 +408,8 @@ def _reset_after_fork() -> None:
     _idle, _idle_lock, _slots = [], threading.Lock(), threading.BoundedSemaphore(MATH_VERIFY_WORKERS)
 
 
-os.register_at_fork(after_in_child=_reset_after_fork)
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere processes are spawned, never forked
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 @atexit.register
