@@ -298,7 +298,10 @@ def _could_be_number(latex: str) -> bool:
 # math-verify's own timeouts use SIGALRM: the main thread only, and a signal cannot stop one long C call.
 # So every comparison runs in a worker process (one JSON line in, one answer line out) that is killed at
 # the deadline and restarted on the next call. Workers are shared by threads, up to MATH_VERIFY_WORKERS.
-_WORKER_CODE = "from xrouter_lite.grading import _worker_main; _worker_main()"
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
+# The child imports this very package (first on its path), never another copy found in its working directory.
+_WORKER_CODE = f"import sys; sys.path.insert(0, {_PACKAGE_PARENT!r}); " \
+               "from xrouter_lite.grading import _worker_main; _worker_main()"
 
 
 def _worker_main() -> None:
@@ -314,7 +317,9 @@ def _worker_main() -> None:
     # math-verify imports its LaTeX parser and most of sympy on first use: pay that here, under the start
     # timeout, not inside the first comparison's deadline.
     verify(parsed("\\frac{1}{2}"), parsed("0.5"), timeout_seconds=None)
-    out = sys.stdout
+    # Answers go to a private copy of stdout; anything a library prints lands on stderr, not in the protocol.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     out.write("ready\n")
     out.flush()
     for line in sys.stdin:
@@ -332,12 +337,9 @@ class _Worker:
     """One math-verify worker process, owned by the process that started it."""
 
     def __init__(self):
-        env = dict(os.environ)
-        package_parent = str(Path(__file__).resolve().parents[1])  # so the child imports this same package
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
         self.owner = os.getpid()
         self.proc = subprocess.Popen([sys.executable, "-c", _WORKER_CODE], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         # A reader thread turns the worker's answers into a queue, so waiting with a deadline works on every OS
         # (select() cannot wait on pipes on Windows).
         self._lines: queue.Queue = queue.Queue()
