@@ -193,7 +193,7 @@ def _check_answer_field(records: list, keys: list[str], path: Path) -> None:
     if records and not any(isinstance(r, dict) and any(k in r for k in keys) for r in records):
         seen = sorted({k for r in records[:50] if isinstance(r, dict) for k in r})
         raise DataError(f"{path}: no record has the answer field {' or '.join(map(repr, keys))} "
-                        f"(fields found: {', '.join(seen)}); nothing was cached")
+                        f"(fields found: {', '.join(seen)})")
 
 
 def _check_unique(ids: list[str], path: Path) -> None:
@@ -547,6 +547,11 @@ def _finish(raw: pd.DataFrame, progress: bool) -> pd.DataFrame:
 
     `attrs` carries what the load reports: `coverage` (from the reader) and `grader_errors`.
     """
+    from xrouter_lite.pool import MissingPriceError, load_prices, missing_price_message
+
+    unpriced = sorted(set(raw["model"]) - set(load_prices()))
+    if unpriced:  # before grading, which takes a minute on the full data
+        raise MissingPriceError(missing_price_message(unpriced))
     attrs = dict(raw.attrs)
     raw = raw.reset_index(drop=True)
     raw["correct"], raw["out_tokens"], errors = _grade_all(raw, progress)
