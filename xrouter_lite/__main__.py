@@ -4,14 +4,41 @@
     python -m xrouter_lite pool --data ../shared/data    # per-task accuracy and cost of every model
     python -m xrouter_lite evaluate --split test --routers all --json
     python -m xrouter_lite report runs/cpu-<timestamp>             # the run's results -> docs/results + README
+
+Every command also takes `--prices FILE` (your prices, merged over the shipped table), `--allow-pickle`
+(read a RouterBench .pkl: unpickling runs code) and `--debug` (a traceback instead of the one-line error
+a user mistake gets, with exit status 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
 from xrouter_lite.profiles import PROFILES
+
+# What a user can fix gets one line on stderr and exit status 2; anything else is a bug and keeps its traceback.
+# Errors of modules that the CLI imports only when their command runs are named, not imported.
+USER_ERROR_NAMES = {"xrouter_lite.errors.UserError", "xrouter_lite.live.ConfigError",
+                    "xrouter_lite.live.BudgetExceeded", "builtins.OSError"}  # OSError: paths, permissions, network
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Whether `err` is a mistake in the user's input or environment (see USER_ERROR_NAMES), not a bug."""
+    return any(f"{c.__module__}.{c.__qualname__}" in USER_ERROR_NAMES for c in type(err).__mro__)
+
+
+def _common_args(p: argparse.ArgumentParser) -> None:
+    """Options every command takes; they act through environment variables, so notebook kernels inherit them."""
+    p.add_argument("--prices", default=None, metavar="FILE",
+                   help="CSV of your own prices (model,price_in,price_out in USD per 1M tokens), merged over "
+                        "the shipped prices.csv (default: $XROUTER_LITE_PRICES)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="read routerbench_0shot.pkl if present; unpickling runs code, so only for a file you "
+                        "downloaded yourself (default: $XROUTER_LITE_ALLOW_PICKLE)")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of any error")
 
 
 def _data_arg(p: argparse.ArgumentParser) -> None:
@@ -98,16 +125,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=None, help="live pool: SQLite response cache; repeated questions are free")
     p.add_argument("--device", default=None, help="router device: cuda, mps or cpu (default: the best available)")
     p.set_defaults(handler="xrouter_lite.serve:serve_command")
+    for command in sub.choices.values():  # every command, including any added above this line
+        _common_args(command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments and run the chosen command's handler."""
+    """Parse arguments and run the chosen command's handler; a user error is one line on stderr and status 2."""
     import importlib
 
+    from xrouter_lite.data import PICKLE_ENV
+    from xrouter_lite.pool import PRICES_ENV, load_prices
+
     args = build_parser().parse_args(argv)
-    module, func = args.handler.split(":")
-    return int(getattr(importlib.import_module(module), func)(args) or 0)
+    if not logging.getLogger().handlers:  # warnings (partial data files, grader failures) as plain lines
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    saved = {k: os.environ.get(k) for k in (PRICES_ENV, PICKLE_ENV)}
+    if args.prices:
+        os.environ[PRICES_ENV] = os.path.abspath(args.prices)
+    if args.allow_pickle:
+        os.environ[PICKLE_ENV] = "1"
+    try:
+        if args.prices:
+            load_prices(extra=args.prices)  # a bad price file fails now, naming its line, not deep inside a command
+        module, func = args.handler.split(":")
+        return int(getattr(importlib.import_module(module), func)(args) or 0)
+    except Exception as err:  # noqa: BLE001 - sorted into user errors (one line) and bugs (re-raised)
+        if args.debug or not is_user_error(err):
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"error: {message} (--debug shows the traceback)", file=sys.stderr)
+        return 2
+    finally:  # main() may run inside another program (tests, notebooks): leave its environment as it was
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 if __name__ == "__main__":

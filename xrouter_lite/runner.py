@@ -5,7 +5,9 @@
 
 Each run writes `runs/<profile>-<timestamp>/`: the executed notebooks, `artifacts/` (what one notebook
 hands to the next), `notebooks.csv` (wall seconds and peak MB per notebook) and `summary.json`.
-Notebooks report evaluated routers with `record_router_results`, which the summary collects.
+Notebooks report evaluated routers with `record_router_results`, which the summary collects; grader
+failures (`grader_errors`: {"task/model": n}) reach it by themselves, through files that `data.load_table`
+and `grading` write into `artifacts/` while $XROUTER_LITE_RUN_DIR is set.
 """
 
 from __future__ import annotations
@@ -169,6 +171,7 @@ def write_run_records(run_dir: Path, profile: dict, data_dir: str, results: list
         "notebooks": {r.notebook: {"status": r.status, "wall_s": r.wall_s, "peak_mb": r.peak_mb,
                                    **({"error": r.error} if r.error else {})} for r in results},
         "routers": read_router_results(run_dir / "artifacts"),
+        "grader_errors": read_grader_errors(run_dir / "artifacts"),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
@@ -188,6 +191,28 @@ def read_router_results(artifacts: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_grader_errors(artifacts: Path) -> dict[str, int]:
+    """Grader failures of a run as {"task/model": n}: the tables it loaded (built with failures) plus the answers
+    graded while it ran ("task/final answer" for router answers); {} when the grader never failed."""
+    from xrouter_lite.data import TABLE_ERRORS
+    from xrouter_lite.grading import ERROR_LOG
+
+    counts: dict[str, int] = {}
+    tables = artifacts / TABLE_ERRORS
+    if tables.is_file():
+        for per_source in json.loads(tables.read_text()).values():
+            for key, n in per_source.items():
+                counts[key] = counts.get(key, 0) + int(n)
+    log = artifacts / ERROR_LOG
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            if line.strip():
+                event = json.loads(line)
+                key = f"{event['task']}/{event['who']}"
+                counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def notebooks_command(args) -> int:
