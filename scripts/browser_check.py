@@ -14,8 +14,10 @@ What it does:
 4. saves a screenshot of the redrawn explorer (default docs/screenshots/explorer.png).
 Exit 0 when the figure redrew; 1 with a message otherwise.
 
-Needs (not in requirements.txt): `pip install jupyterlab==4.6.6 selenium==4.51.0` and
-`apt-get install chromium chromium-driver` (Debian), or --chromium/--chromedriver paths.
+Needs JupyterLab and selenium (pinned in requirements.txt) and Debian's chromium and chromium-driver, which
+scripts/setup.sh installs as root (`apt-get install chromium chromium-driver`), or --chromium/--chromedriver paths.
+Chromium starts headless with a fresh --user-data-dir and no background networking (the CI machine's network is
+closed: without those flags it keeps trying Google's hosts).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "04_cost_quality_explorer.ipynb"
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage", "--hide-scrollbars"]
 
@@ -178,6 +180,13 @@ def check(notebook: Path, port: int, token: str, new_lambda: float, screenshot: 
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(screenshot))
         return {"before": before, "after": after, "stderr_errors": errors, "screenshot": str(screenshot)}
+    except CheckFailed:  # keep what the page showed: the picture says more than a timeout
+        failed = screenshot.with_name(screenshot.stem + ".failed.png")
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        driver.execute_script(HEADER_INTO_VIEW)
+        driver.save_screenshot(str(failed))
+        print(f"the page when it failed: {failed}")
+        raise
     finally:
         driver.quit()
 

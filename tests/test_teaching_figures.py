@@ -87,3 +87,9 @@ def test_quiet_libraries_turns_off_loading_bars_and_info_logs():
     NB.quiet_libraries()
     assert transformers.logging.get_verbosity() == transformers.logging.ERROR
     assert not hf_logging.is_progress_bar_enabled()
+
+
+def test_live_redraws_use_the_renderer_without_the_png_copy(fresh_renderer):
+    NB.static_figures()
+    if "google.colab" not in __import__("sys").modules:
+        assert NB.interactive_renderer() == "plotly_mimetype"

@@ -98,6 +98,14 @@ def static_figures(enable: bool = True) -> str:
     return f"figures: interactive + a static PNG copy (kaleido, {where or 'a browser kaleido finds itself'})"
 
 
+def interactive_renderer() -> str:
+    """The current plotly renderer without the PNG copy: for live redraws (ipywidgets Output areas), where a PNG
+    costs an export per redraw and a widget's output area may prefer it over the interactive figure."""
+    import plotly.io as pio
+
+    return "+".join(r for r in (pio.renderers.default or "plotly_mimetype").split("+") if r != PNG_RENDERER)
+
+
 def quiet_libraries() -> None:
     """Silence what buries a learner's output: transformers' weight-loading bars and info logs, datasets' map
     bars, and known deprecation/experimental warnings. Training progress (the trainer's own bar, or
