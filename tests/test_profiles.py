@@ -165,3 +165,18 @@ def test_the_example_pool_config_ships_inside_the_package():
 def test_unknown_profile_names_the_choices():
     with pytest.raises(ValueError, match="unknown profile 'fast'.*smoke"):
         get_profile("fast")
+
+
+def test_a_notebook_shows_the_message_not_a_traceback(tmp_path, monkeypatch):
+    """IPython renders an exception's `_render_traceback_` instead of its frames: the notebook shows 2-3 lines."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    _checkout(tmp_path, monkeypatch)
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    shell = InteractiveShell.instance()
+    shown = []
+    monkeypatch.setattr(shell, "_showtraceback", lambda etype, evalue, stb: shown.append(stb))
+    shell.run_cell("from xrouter_lite.profiles import resolve_data_dir\nresolve_data_dir('')")
+    (lines,) = shown
+    text = "\n".join(lines)
+    assert text.startswith("DataNotFound: no recorded data") and len(text.splitlines()) <= 3

@@ -177,6 +177,10 @@ def resolve_cache_dir(path: str | os.PathLike | None = None) -> Path:
 class DataNotFound(FileNotFoundError):
     """No recorded data anywhere we looked; the message (at most 3 lines) says where and the command to run."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython (a notebook) shows instead of a traceback: the message alone; the frames add nothing."""
+        return [f"DataNotFound: {self}"]
+
 
 def _holds_data(p: Path) -> bool:
     """A folder with at least one source's folder in it, and no download left half-done."""
