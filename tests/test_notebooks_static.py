@@ -114,3 +114,25 @@ def test_the_checkout_only_pattern_catches_paths():
     assert CHECKOUT_ONLY.findall("run `python benchmarks/gpu_check.py` or see examples/pool.example.yaml") == [
         "benchmarks/gpu_check.py", "examples/pool.example.yaml"]
     assert CHECKOUT_ONLY.findall("xrouter_lite/examples/pool.example.yaml inside the package") == []
+
+
+def test_set_repo_url_moves_every_badge_and_the_colab_default(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "set_repo_url.py"), "https://github.com/me/fork",
+                           "--root", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    from notebook_checks import repo_url
+
+    old = repo_url().split("github.com/")[1]
+    texts = [(tmp_path / n).read_text() for n in ("pyproject.toml", "README.md")]
+    texts += [p.read_text() for p in (tmp_path / "notebooks").glob("*.ipynb")]
+    assert not any(f"github.com/{old}" in t or f"github/{old}/" in t for t in texts)
+    assert 'Repository = "https://github.com/me/fork"' in texts[0]
+    assert all("git+https://github.com/me/fork" in t and "colab.research.google.com/github/me/fork/blob/main/notebooks/"
+               in t for t in texts[2:])
