@@ -46,9 +46,15 @@ class CheckFailed(RuntimeError):
 
 
 def newest_run(runs: Path, fresh: Path) -> Path:
-    """The most recent run directory whose artifacts hold a GRPO router, else `fresh` (baselines only)."""
-    found = sorted((p.parents[1] for p in runs.glob("*/artifacts/router_grpo/router.json")),
-                   key=lambda p: p.stat().st_mtime)
+    """runs/latest when it holds a GRPO router, else the most recent run that does, else `fresh` (baselines only)."""
+    sys.path.insert(0, str(REPO))
+    from xrouter_lite.profiles import latest_run
+
+    latest = latest_run(runs)
+    if latest and (latest / "artifacts" / "router_grpo" / "router.json").is_file():
+        return latest
+    found = sorted((p.parents[1] for p in runs.glob("*/artifacts/router_grpo/router.json")
+                    if p.parents[1].name != "latest"), key=lambda p: p.stat().st_mtime)
     if not found:
         print(f"no run under {runs} has artifacts/router_grpo: notebook 04 shows the baselines only "
               "(run the series first, ./run_tutorial.sh, or pass --run-dir)")

@@ -61,3 +61,15 @@ def test_bf16_cuda_config_with_vllm(tmp_path):
     assert args.bf16 and args.use_vllm
     if importlib.util.find_spec("vllm") is None:
         pytest.skip("vllm is not installed (pip install vllm on the GPU machine)")
+
+
+def test_gpu_check_and_the_example_pool_are_package_commands(tmp_path, capsys):
+    from xrouter_lite.__main__ import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["gpu-check", "--help"])
+    assert done.value.code == 0 and "python -m xrouter_lite gpu-check" in capsys.readouterr().out
+    assert main(["example-pool", "--out", str(tmp_path / "pool.yaml")]) == 0
+    from xrouter_lite.live import load_pool_config
+
+    assert len(load_pool_config(tmp_path / "pool.yaml")) >= 4
