@@ -42,7 +42,8 @@ def _common_args(p: argparse.ArgumentParser) -> None:
 
 
 def _data_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None, help="recorded data directory (default: $XROUTER_LITE_DATA)")
+    p.add_argument("--data", default=None, help="recorded data directory (default: $XROUTER_LITE_DATA, then "
+                                                 "../shared/data beside the checkout, then data/upstream)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("notebooks", help="execute every notebook in order with papermill")
     p.add_argument("--profile", choices=list(PROFILES), default="cpu")
     p.add_argument("--notebooks", default="notebooks", help="folder of NN_*.ipynb notebooks")
-    p.add_argument("--runs", default="runs", help="where run directories are created")
+    p.add_argument("--runs", default=None, help="where run directories are created (default: $XROUTER_LITE_RUNS, "
+                                                 "else <checkout>/runs; runs/latest points at the newest)")
     p.add_argument("--only", nargs="*", default=None, help="run only notebooks whose names start with these")
     _data_arg(p)
     p.set_defaults(handler="xrouter_lite.runner:notebooks_command")
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="xrouter_lite.data:pool_command")
 
     p = sub.add_parser("download", help="fetch the recorded upstream files into a data directory")
-    p.add_argument("--data", required=True, help="directory to download into")
+    p.add_argument("--data", default=None, help="directory to download into (default: <checkout>/data/upstream)")
     p.add_argument("--sources", nargs="*", default=None, help="zeroeval mmlu-pro routerbench (default: all)")
     p.set_defaults(handler="xrouter_lite.data:download_command")
 
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="xrouter_lite.routers:evaluate_command")
 
     p = sub.add_parser("record", help="record a live pool's answers into the tidy table (costs money)")
-    p.add_argument("--pool", required=True, help="YAML pool config (see examples/pool.example.yaml)")
+    p.add_argument("--pool", required=True, help="YAML pool config (start from `python -m xrouter_lite example-pool`)")
     p.add_argument("--tasks", default="gsm", help="comma-separated tasks to ask, e.g. gsm,crux")
     p.add_argument("--n", type=int, default=20, help="queries per task (train split)")
     p.add_argument("--budget", type=float, required=True, help="hard USD cap for this recording")
@@ -125,9 +127,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=None, help="live pool: SQLite response cache; repeated questions are free")
     p.add_argument("--device", default=None, help="router device: cuda, mps or cpu (default: the best available)")
     p.set_defaults(handler="xrouter_lite.serve:serve_command")
+
+    p = sub.add_parser("gpu-check", help="time 4-bit load, SFT and GRPO steps and report peak memory on this device",
+                       add_help=False)
+    p.set_defaults(handler="xrouter_lite.gpu_check:gpu_check_command")
+
+    p = sub.add_parser("example-pool", help="print the example live-pool YAML (or copy it with --out FILE)")
+    p.add_argument("--out", default=None, help="write it here instead of printing it")
+    p.set_defaults(handler="xrouter_lite.__main__:example_pool_command")
     for command in sub.choices.values():  # every command, including any added above this line
         _common_args(command)
     return parser
+
+
+def example_pool_command(args) -> int:
+    """CLI `python -m xrouter_lite example-pool [--out FILE]`: the YAML shipped inside the package."""
+    from pathlib import Path
+
+    from xrouter_lite.profiles import example_pool_config
+
+    text = example_pool_config().read_text()
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}: delete the models you have no key for, then check the prices")
+    else:
+        print(text, end="")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +161,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from xrouter_lite.data import PICKLE_ENV
     from xrouter_lite.pool import PRICES_ENV, load_prices
+    from xrouter_lite.profiles import DataNotFound
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["gpu-check"]:  # its own parser: the flags live beside the check
+        from xrouter_lite.gpu_check import main as gpu_check
+
+        gpu_check(argv[1:])
+        return 0
     args = build_parser().parse_args(argv)
     if not logging.getLogger().handlers:  # warnings (partial data files, grader failures) as plain lines
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -150,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
             load_prices(extra=args.prices)  # a bad price file fails now, naming its line, not deep inside a command
         module, func = args.handler.split(":")
         return int(getattr(importlib.import_module(module), func)(args) or 0)
+    except DataNotFound as exc:  # where we looked and the one command to run; no traceback
+        if args.debug:
+            raise
+        print(exc, file=sys.stderr)
+        return 2
     except Exception as err:  # noqa: BLE001 - sorted into user errors (one line) and bugs (re-raised)
         if args.debug or not is_user_error(err):
             raise

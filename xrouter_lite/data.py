@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from xrouter_lite.errors import DataError, UsageError
-from xrouter_lite.profiles import resolve_cache_dir
+from xrouter_lite.profiles import PARTIAL, resolve_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -1036,15 +1036,38 @@ def download(data_dir, sources=None, base_urls: dict[str, str] | None = None, se
                 continue
             todo.append((f"{base}/{name}", dest, name, size))
     total = sum(s for *_, s in todo if s) or None
-    with tqdm(total=total, unit="B", unit_scale=True, desc="download", disable=not progress) as bar:
-        for url, dest, name, size in todo:
-            _fetch(url, dest, name, size, opener, bar)
+    partial = data_dir / PARTIAL  # until every file is in, resolve_data_dir does not take this folder as data
+    if not todo:
+        return []
+    url, _, name, _ = todo[0]
+    try:  # one request first: offline, fail in one line before any folder or progress bar appears
+        opener.open(url, timeout=20).close()
+    except OSError as err:
+        raise OSError(f"{name}: download from {url} failed ({err})") from err
+    data_dir.mkdir(parents=True, exist_ok=True)
+    partial.write_text("a download into this folder has not completed; run it again to finish\n")
+    done = 0
+    try:
+        with tqdm(total=total, unit="B", unit_scale=True, desc="download", disable=not progress) as bar:
+            for url, dest, name, size in todo:
+                _fetch(url, dest, name, size, opener, bar)
+                done += 1
+    finally:  # complete, or nothing fetched: no marker; some files in: the marker stays until a rerun finishes
+        if done in (0, len(todo)):
+            partial.unlink(missing_ok=True)
     return [dest for _, dest, _, _ in todo]
 
 
 def download_command(args) -> int:
-    """CLI `python -m xrouter_lite download --data DIR [--sources ...]`."""
-    fetched = download(args.data, sources=getattr(args, "sources", None) or None)
+    """CLI `python -m xrouter_lite download [--data DIR] [--sources ...]` (default DIR: the checkout's data/upstream)."""
+    from xrouter_lite.profiles import default_data_dir
+
+    args.data = args.data or str(default_data_dir())
+    try:
+        fetched = download(args.data, sources=getattr(args, "sources", None) or None)
+    except OSError as exc:  # no network: one line naming the file and the reason, not urllib's traceback
+        print(f"download failed: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     print(f"downloaded {len(fetched)} file(s) into {Path(args.data).resolve()}; the others were already there")
     return 0
 

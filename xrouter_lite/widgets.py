@@ -173,6 +173,8 @@ class Explorer:
         from IPython import get_ipython
         from IPython.display import display
 
+        from xrouter_lite.notebook import interactive_renderer  # no PNG copy per live redraw
+
         if getattr(get_ipython(), "kernel", None) is None:
             return  # a plain Python process (a test, a script): `view` holds everything, nothing to draw into
         for name, out in self.outputs.items():
@@ -181,7 +183,7 @@ class Explorer:
                 if name == "table":
                     display(styled(self.view.table))
                 else:
-                    self.view.figures[name].show(renderer=self.renderer)
+                    self.view.figures[name].show(renderer=self.renderer or interactive_renderer())
 
     def show_trace(self) -> None:
         """Show the chosen query's trace at the current setting."""
