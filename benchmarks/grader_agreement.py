@@ -4,7 +4,8 @@
 
 Goals: every ZeroEval (model, task) accuracy within 2 points of ZeroEval's `<task>.summary.json`; our
 MMLU-Pro letter equal to upstream `pred` on >= 98% of all rows (no row excluded); ~120k rows graded in
-well under a minute on 2 cores.
+well under a minute on 2 cores; no grader failure (an exception or a math-verify timeout, each scored 0 and
+listed per task/model).
 
 MMLU-Pro agreement: a row agrees when our letter equals `pred`. Where upstream found no letter, `pred`
 is a fill-in (null, or a random letter); such a row agrees when we find no letter either. A fill-in is
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from xrouter_lite.grading import TASKS, extract_answer, grade
+from xrouter_lite.grading import TASKS, GraderError, extract_answer, grade
 from xrouter_lite.profiles import resolve_data_dir
 
 ZEROEVAL_TASKS = ("gsm", "math-l5", "crux")
@@ -89,7 +90,10 @@ def grade_file(path: Path) -> tuple[list[dict], float]:
     rows = read_mmlu_pro_file(path) if path.suffix == ".zip" else read_zeroeval_file(path)
     start = time.process_time()  # reading is not timed: only grading
     for r in rows:
-        r["correct"] = grade(r["task"], r["response"], r["gold"])
+        try:  # a grader failure (exception, math-verify timeout) scores 0 here too, and is reported
+            r["correct"] = grade(r["task"], r["response"], r["gold"], on_error="raise")
+        except GraderError as err:
+            r["correct"], r["grader_error"] = 0, err.kind
         if r["task"] == "mmlu-pro":
             r["letter"] = extract_answer("mmlu-pro", r["response"])
             r["fill_in"] = r["pred"] is None or not upstream_found_letter(r["response"])
@@ -173,6 +177,7 @@ def print_tables(ze: list[dict], mmlu: dict, speed: dict) -> None:
           f"({speed['rows_per_wall_s']} rows/s, file reading included)")
     for task, t in speed["per_task"].items():
         print(f"  {task:9s} {t['rows']:6d} rows  {t['cpu_s']:7.2f} CPU s  {t['rows_per_cpu_s']:7d} rows per CPU s")
+    print("  (CPU s of the grading processes; math-verify runs in a worker process of its own, not counted here)")
 
 
 def main(argv=None) -> int:
@@ -188,11 +193,18 @@ def main(argv=None) -> int:
     ze_rows = [r for r in rows if r["task"] != "mmlu-pro"]
     result = {"zeroeval": zeroeval_table(ze_rows, read_published(data_dir)),
               "mmlu_pro": mmlu_table([r for r in rows if r["task"] == "mmlu-pro"]), "speed": speed}
+    errors = defaultdict(int)
+    for r in rows:
+        if "grader_error" in r:
+            errors[f"{r['task']}/{r['model']}"] += 1
+    result["grader_errors"] = dict(sorted(errors.items()))
     gaps = [abs(r["gap"]) for r in result["zeroeval"] if r["gap"] is not None]
     result["goals"] = {"max_abs_gap": max(gaps, default=0.0), "cells_over_1": sum(g > 1 for g in gaps),
                        "cells_over_2": sum(g > GOAL_GAP for g in gaps),
-                       "mmlu_pooled_agreement": result["mmlu_pro"]["POOLED"]["agreement"]}
+                       "mmlu_pooled_agreement": result["mmlu_pro"]["POOLED"]["agreement"],
+                       "grader_errors": sum(errors.values())}
     print_tables(result["zeroeval"], result["mmlu_pro"], speed)
+    print(f"\ngrader failures (exceptions, math-verify timeouts; each scored 0): {result['grader_errors'] or 'none'}")
     print(f"\ngoals: {result['goals']}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

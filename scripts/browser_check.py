@@ -14,8 +14,10 @@ What it does:
 4. saves a screenshot of the redrawn explorer (default docs/screenshots/explorer.png).
 Exit 0 when the figure redrew; 1 with a message otherwise.
 
-Needs (not in requirements.txt): `pip install jupyterlab==4.6.6 selenium==4.51.0` and
-`apt-get install chromium chromium-driver` (Debian), or --chromium/--chromedriver paths.
+Needs JupyterLab and selenium (pinned in requirements.txt) and Debian's chromium and chromium-driver, which
+scripts/setup.sh installs as root (`apt-get install chromium chromium-driver`), or --chromium/--chromedriver paths.
+Chromium starts headless with a fresh --user-data-dir and no background networking (the CI machine's network is
+closed: without those flags it keeps trying Google's hosts).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "04_cost_quality_explorer.ipynb"
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage", "--hide-scrollbars"]
 
@@ -44,9 +46,15 @@ class CheckFailed(RuntimeError):
 
 
 def newest_run(runs: Path, fresh: Path) -> Path:
-    """The most recent run directory whose artifacts hold a GRPO router, else `fresh` (baselines only)."""
-    found = sorted((p.parents[1] for p in runs.glob("*/artifacts/router_grpo/router.json")),
-                   key=lambda p: p.stat().st_mtime)
+    """runs/latest when it holds a GRPO router, else the most recent run that does, else `fresh` (baselines only)."""
+    sys.path.insert(0, str(REPO))
+    from xrouter_lite.profiles import latest_run
+
+    latest = latest_run(runs)
+    if latest and (latest / "artifacts" / "router_grpo" / "router.json").is_file():
+        return latest
+    found = sorted((p.parents[1] for p in runs.glob("*/artifacts/router_grpo/router.json")
+                    if p.parents[1].name != "latest"), key=lambda p: p.stat().st_mtime)
     if not found:
         print(f"no run under {runs} has artifacts/router_grpo: notebook 04 shows the baselines only "
               "(run the series first, ./run_tutorial.sh, or pass --run-dir)")
@@ -178,6 +186,13 @@ def check(notebook: Path, port: int, token: str, new_lambda: float, screenshot: 
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(screenshot))
         return {"before": before, "after": after, "stderr_errors": errors, "screenshot": str(screenshot)}
+    except CheckFailed:  # keep what the page showed: the picture says more than a timeout
+        failed = screenshot.with_name(screenshot.stem + ".failed.png")
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        driver.execute_script(HEADER_INTO_VIEW)
+        driver.save_screenshot(str(failed))
+        print(f"the page when it failed: {failed}")
+        raise
     finally:
         driver.quit()
 

@@ -12,7 +12,6 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-COLAB_ONLY_EXEMPT = {"torch", "pytest"}  # Colab keeps its own CUDA torch; tests do not run on Colab
 PIN = re.compile(r"(?<![\w.-])([A-Za-z0-9][A-Za-z0-9_.\-]*)==([0-9][^\s\"'\\]*)")
 
 
@@ -63,31 +62,31 @@ def check_notebook(path: Path) -> list[str]:
         if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count") is not None):
             problems.append(f"{path.name}: cell {i} has committed outputs or an execution count")
 
-    badge = f"https://colab.research.google.com/github/{repo_url().split('github.com/')[1]}/blob/main/notebooks/{path.name}"
+    badge = badge_url(path.name)
     first = _source(cells[0]) if cells else ""
     if cells and (cells[0]["cell_type"] != "markdown" or not first.lstrip().startswith("# ")):
         problems.append(f"{path.name}: the first cell must be a markdown H1 title")
     if badge not in first:
         problems.append(f"{path.name}: the first cell lacks the Colab badge {badge}")
 
-    install = [c for c in code if "google.colab" in _source(c) and "pip install" in _source(c)]
+    install = [c for c in code if "colab" in _source(c) and "pip install" in _source(c)]
     if len(install) != 1:
-        problems.append(f"{path.name}: {len(install)} Colab install cells (need exactly 1)")
+        problems.append(f"{path.name}: {len(install)} Colab setup cells (need exactly 1)")
     else:
         src = _source(install[0])
+        if src != colab_cell_source():
+            problems.append(f"{path.name}: the Colab setup cell differs from notebook_checks.colab_cell_source() "
+                            f"(the one cell tests/test_colab.py runs; its source is {repo_source()})")
         if not re.search(r"^if\s+[\"']google\.colab[\"']\s+in\s+sys\.modules\s*:", src, re.M):
-            problems.append(f"{path.name}: the install cell is not guarded by `if \"google.colab\" in sys.modules:`")
-        if repo_url() not in src:
-            problems.append(f"{path.name}: the install cell does not install from {repo_url()}")
-        got = {n.lower(): v for n, v in PIN.findall(src)}
-        want = {n: v for n, v in requirement_pins().items() if n not in COLAB_ONLY_EXEMPT}
-        for name in sorted(set(got) | set(want)):
-            if name in COLAB_ONLY_EXEMPT:
-                if name in got:
-                    problems.append(f"{path.name}: the install cell pins {name}, which Colab must keep its own of")
-            elif got.get(name) != want.get(name):
-                problems.append(f"{path.name}: install cell pins {name}=={got.get(name)}, "
-                                f"requirements.txt has {want.get(name)}")
+            problems.append(f"{path.name}: the Colab cell is not guarded by `if \"google.colab\" in sys.modules:`")
+        if repo_source() not in src:
+            problems.append(f"{path.name}: the Colab cell does not install from {repo_source()} (pyproject's URL)")
+        for name, version in PIN.findall(src):
+            problems.append(f"{path.name}: the Colab cell pins {name}=={version}; xrouter_lite.colab.setup installs "
+                            "the pins (never Colab's torch or kernel packages)")
+        params_at = next((i for i, c in enumerate(cells) if c in params), None)
+        if params_at is not None and cells.index(install[0]) != params_at + 1:
+            problems.append(f"{path.name}: the Colab cell must come right after the parameters cell (it reads PROFILE)")
 
     for heading in ("## Summary", "## Exercises"):
         if not re.search(rf"^{re.escape(heading)}\s*$", md, re.M):
@@ -95,12 +94,27 @@ def check_notebook(path: Path) -> list[str]:
     return problems
 
 
-def install_cell_source() -> str:
-    """The Colab-only install cell every notebook carries (pins from requirements.txt, torch exempt)."""
-    pins = " ".join(f"{n}=={v}" for n, v in requirement_pins().items() if n not in COLAB_ONLY_EXEMPT)
-    return ("import sys\n"
-            "if \"google.colab\" in sys.modules:  # Colab only: keep Colab's CUDA torch, install the rest pinned\n"
-            f"    !pip install -q \"xrouter_lite @ git+{repo_url()}\" {pins}\n")
+def repo_source() -> str:
+    """The Colab cell's default XROUTER_LITE_SOURCE: pip's git form of pyproject's repository URL."""
+    return f"git+{repo_url()}"
+
+
+def colab_cell_source() -> str:
+    """The Colab setup cell every notebook carries right after its parameters (run by tests/test_colab.py)."""
+    return ("# Colab only: install this package (Colab's torch and kernel packages stay), fetch the data once (onto Drive\n"
+            "# when mounted), pick the gpu profile on a GPU. XROUTER_LITE_SOURCE: a git URL, a wheel or a checkout on Drive.\n"
+            "import importlib.util, os, sys\n"
+            "if \"google.colab\" in sys.modules:\n"
+            "    if importlib.util.find_spec(\"xrouter_lite\") is None:\n"
+            f"        XROUTER_LITE_SOURCE = os.environ.get(\"XROUTER_LITE_SOURCE\", \"{repo_source()}\")\n"
+            "        !pip install -q --no-deps \"{XROUTER_LITE_SOURCE}\"\n"
+            "    from xrouter_lite.colab import setup\n"
+            "    PROFILE = setup(PROFILE)")
+
+
+def badge_url(name: str) -> str:
+    """The Colab badge link of notebooks/<name>, derived from pyproject's repository URL."""
+    return f"https://colab.research.google.com/github/{repo_url().split('github.com/')[1]}/blob/main/notebooks/{name}"
 
 
 def make_notebook(path: Path, body: list[tuple[str, str]], params: str = 'PROFILE: str = "smoke"\n') -> Path:
@@ -108,10 +122,10 @@ def make_notebook(path: Path, body: list[tuple[str, str]], params: str = 'PROFIL
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-    badge = f"https://colab.research.google.com/github/{repo_url().split('github.com/')[1]}/blob/main/notebooks/{path.name}"
+    badge = badge_url(path.name)
     cells = [new_markdown_cell(f"# {path.stem}\nA test notebook.\n\n[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({badge})"),
-             new_code_cell(install_cell_source()),
-             new_code_cell(params, metadata={"tags": ["parameters"]})]
+             new_code_cell(params, metadata={"tags": ["parameters"]}),
+             new_code_cell(colab_cell_source())]
     cells += [new_code_cell(src) if kind == "code" else new_markdown_cell(src) for kind, src in body]
     cells += [new_markdown_cell("## Summary\n- done"), new_markdown_cell("## Exercises\n1. none")]
     nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",

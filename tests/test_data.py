@@ -174,6 +174,78 @@ def test_zeroeval_missing_output_field_scores_zero(fixture_dir):
     assert row["response"] == "" and row["correct"] == 0.0
 
 
+def test_zeroeval_answer_field_renamed_names_file_and_field_and_caches_nothing(fixture_dir, tmp_path):
+    path = fixture_dir / "zeroeval" / "result_dirs" / "gsm" / "o1-mini-2024-09-12.json"
+    recs = json.loads(path.read_text())
+    for r in recs:
+        r["response"] = r.pop("output")  # read as-is, this model would be 0% correct and cached as complete
+    path.write_text(json.dumps(recs))
+    cache = tmp_path / "cache"
+    with pytest.raises(D.DataError, match=r"gsm/o1-mini-2024-09-12\.json: no record has the answer field 'output'"):
+        D.load_table(fixture_dir, sources="zeroeval", cache_dir=cache, progress=False)
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_a_question_answered_twice_in_one_file_names_it(fixture_dir):
+    path = fixture_dir / "zeroeval" / "result_dirs" / "crux" / "o1-mini-2024-09-12.json"
+    recs = json.loads(path.read_text())
+    path.write_text(json.dumps(recs + recs[:1]))
+    with pytest.raises(D.DataError, match=r"o1-mini-2024-09-12\.json: question id 'crux-#0' appears twice"):
+        D.read_zeroeval(fixture_dir, progress=False)
+
+
+def _truncate(path: Path, keep: int) -> None:
+    path.write_text(json.dumps(json.loads(path.read_text())[:keep]))
+
+
+def test_a_partial_model_file_is_reported_and_its_task_keeps_queries_every_model_answered(fixture_dir, tmp_path,
+                                                                                          caplog):
+    _truncate(fixture_dir / "zeroeval" / "result_dirs" / "gsm" / "o1-mini-2024-09-12.json", 2)  # 2 of 3
+    cache = tmp_path / "cache"
+    for attempt in ("built", "cached"):  # reported on every load, not only when the cache is built
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            t = D.load_table(fixture_dir, sources="zeroeval", cache_dir=cache, progress=False)
+        assert "zeroeval/result_dirs/gsm/o1-mini-2024-09-12.json answers 2 of 3 gsm questions" in caplog.text, attempt
+        assert "kept the 2 gsm queries answered by every zeroeval model; 1 of 3 dropped" in caplog.text, attempt
+        _check_contract(t)
+        gsm = t[t["task"] == "gsm"]
+        assert gsm["query_id"].nunique() == 2 and len(gsm) == 2 * 2  # every (query, model) pair has a record
+        assert t[t["task"] == "crux"]["query_id"].nunique() == 3  # the other tasks keep every query
+        cov = t.attrs["build"]["zeroeval"]["coverage"]
+        assert cov["files"] == [{"file": "zeroeval/result_dirs/gsm/o1-mini-2024-09-12.json", "task": "gsm",
+                                 "answered": 2, "expected": 3}]
+        assert cov["dropped"] == {"gsm": 1, "math-l5": 0, "crux": 0}
+
+
+def test_grader_failures_are_counted_per_task_and_model_warned_and_cached(fixture_dir, tmp_path, monkeypatch,
+                                                                          caplog):
+    from xrouter_lite import grading
+    from xrouter_lite.profiles import RUNS_ENV
+
+    def flaky(response, gold):  # fails on the right answer's text: the first model's rows only
+        if "9 * 2 = 18" in str(response):
+            raise grading.GraderError("timeout", "math-verify ran past 4 s")
+        return 0
+
+    monkeypatch.setitem(grading._GRADERS, "math-l5", flaky)
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path / "run"))
+    cache = tmp_path / "cache"
+    with caplog.at_level("WARNING"):
+        t = D.load_table(fixture_dir, sources="zeroeval", cache_dir=cache, progress=False)
+    assert D.grader_error_counts(t) == {"math-l5/gpt-4o-mini-2024-07-18": 3}
+    errors = t.attrs["build"]["zeroeval"]["grader_errors"]
+    assert errors["examples"]["math-l5/gpt-4o-mini-2024-07-18"][0] == "zeroeval/math-l5/math-l5-#0"
+    assert errors["kinds"] == {"timeout": 3}
+    assert "the grader failed on 3 rows (3 timeout)" in caplog.text and "zeroeval/math-l5/math-l5-#0" in caplog.text
+    assert t.loc[t["task"] == "math-l5", "correct"].eq(0).all()
+    recorded = json.loads((tmp_path / "run" / "artifacts" / D.TABLE_ERRORS).read_text())
+    assert recorded == {"zeroeval": {"math-l5/gpt-4o-mini-2024-07-18": 3}}
+    monkeypatch.undo()  # a healthy grader now; the cache still holds the table as it was built, with its counts
+    again = D.load_table(fixture_dir, sources="zeroeval", cache_dir=cache, progress=False)
+    assert D.grader_error_counts(again) == {"math-l5/gpt-4o-mini-2024-07-18": 3}
+
+
 def test_truncated_json_names_the_file(fixture_dir):
     path = fixture_dir / "zeroeval" / "result_dirs" / "math-l5" / "o1-mini-2024-09-12.json"
     path.write_text(path.read_text()[:-40])
@@ -209,6 +281,31 @@ def test_read_mmlu_pro_keeps_questions_all_models_answered_alike(fixture_dir):
     by = t.set_index(["query_id", "model"])["correct"]
     assert by[("mmlu-pro/mmlu-pro/2", "gemini-1.5-flash-002")] == 1.0  # read from model_outputs
     assert by[("mmlu-pro/mmlu-pro/2", "Meta-Llama-3.1-8B-Instruct")] == 0.0  # from generated_text: "(A)"
+
+
+def _rewrite_zip(path: Path, edit) -> None:
+    with zipfile.ZipFile(path) as z:
+        name = z.namelist()[0]
+        recs = json.loads(z.read(name))
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(name, json.dumps([edit(r) for r in recs]))
+
+
+def test_mmlu_answer_field_unknown_names_file_and_fields(fixture_dir, tmp_path):
+    path = fixture_dir / "mmlu-pro" / "eval_results" / "model_outputs_gemini-1.5-flash-002_5shots.zip"
+    _rewrite_zip(path, lambda r: {("response" if k == "model_outputs" else k): v for k, v in r.items()})
+    cache = tmp_path / "cache"
+    with pytest.raises(D.DataError, match=r"gemini-1\.5-flash-002_5shots\.zip: no record has the answer field "
+                                          r"'model_outputs' or 'generated_text'"):
+        D.load_table(fixture_dir, sources="mmlu-pro", cache_dir=cache, progress=False)
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_mmlu_gold_that_is_no_option_letter_names_the_record(fixture_dir):
+    path = fixture_dir / "mmlu-pro" / "eval_results" / "model_outputs_Meta-Llama-3_1-8B-Instruct_5shots.zip"
+    _rewrite_zip(path, lambda r: {**r, "answer": "2"})
+    with pytest.raises(D.DataError, match=r"record 0 has the gold answer '2', not an option letter"):
+        D.read_mmlu_pro(fixture_dir, progress=False)
 
 
 def test_corrupt_zip_names_the_file(fixture_dir):
@@ -251,15 +348,38 @@ def test_routerbench_truncated_csv_names_the_file(fixture_dir):
         D.read_routerbench(fixture_dir)
 
 
-def test_routerbench_reads_the_official_pickle_layout(fixture_dir):
+def _official_pickle(fixture_dir: Path) -> Path:
     rows = [_rb_row("mmlu.1", "What is 2+2?\nA) 4", [1.0, 0.0], [1e-3, 1e-5], "mmlu-abstract-algebra"),
             _rb_row("arc.val.1", "Which is a chemical change?\nA) wood burning", [1.0, 0.0], [3.54e-3, 7.06e-5])]
-    with (fixture_dir / "routerbench" / "routerbench_0shot.pkl").open("wb") as f:
+    path = fixture_dir / "routerbench" / "routerbench_0shot.pkl"
+    with path.open("wb") as f:
         pickle.dump(pd.DataFrame(rows), f)
-    t = D.read_routerbench(fixture_dir)
+    return path
+
+
+def test_routerbench_reads_the_official_pickle_layout_when_allowed(fixture_dir, monkeypatch):
+    _official_pickle(fixture_dir)
+    t = D.read_routerbench(fixture_dir, allow_pickle=True)
     mmlu = t[t["task"] == "mmlu"]
     assert len(mmlu) == 2 and mmlu["category"].eq("abstract-algebra").all()
     assert t.attrs["dropped"]["duplicate_prompts"] == 2  # the pickle repeats a prompt of the CSV slice
+    monkeypatch.setenv(D.PICKLE_ENV, "1")  # the CLI's --allow-pickle sets this
+    assert (D.read_routerbench(fixture_dir)["task"] == "mmlu").sum() == 2
+
+
+def test_a_dropped_in_pickle_is_never_unpickled_by_default(fixture_dir, tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv(D.PICKLE_ENV, raising=False)
+    marker = tmp_path / "pwned"
+
+    class Payload:  # what a malicious pickle does: run code while it is loaded
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    (fixture_dir / "routerbench_0shot.pkl").write_bytes(pickle.dumps(Payload()))
+    with caplog.at_level("WARNING"):
+        t = D.load_table(fixture_dir, sources="routerbench", cache_dir=tmp_path / "c", progress=False)
+    assert not marker.exists() and len(t) == 5 * len(RB_MODELS)  # the CSV slice alone
+    assert "routerbench_0shot.pkl: skipped: unpickling runs code" in caplog.text and "--allow-pickle" in caplog.text
 
 
 # ---------------------------------------------------------------- the table and its cache

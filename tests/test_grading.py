@@ -77,6 +77,28 @@ def test_unescaped_and_escaped_latex_grade_the_same():
     assert grade("math-l5", raw('"\\\\frac{3}{4}"'), "0.75") == 1  # valid JSON
 
 
+@pytest.mark.parametrize("answer,gold", [("2x", "2"), ("3i", "3"), ("4n", "4"), ("x_1", "x"), ("x_{1}", "x"),
+                                         ("5 m", "5"), ("2\\text{x}", "2")])
+def test_math_variables_are_not_units_or_bases(answer, gold):
+    # Unit words are stripped only when they are real units; a variable, an imaginary unit or a lone letter is not
+    # one. A subscript is a base only on a numeral (1011_2), never on a variable (x_1).
+    assert grade("math-l5", ze(answer), gold) == 0
+    q = Query(id="zeroeval/math-l5/1", source="zeroeval", task="math-l5", text="?", gold=gold)
+    assert grade_final(q, ze(answer)) == 0.0  # router-written answers go through the same code
+
+
+@pytest.mark.parametrize("answer", ["2x", "3i", "4n"])
+def test_gsm_a_number_times_a_variable_is_not_that_number(answer):
+    assert grade("gsm", ze(answer), answer[0]) == 0
+
+
+@pytest.mark.parametrize("answer,gold", [("10 square units", "10"), ("10\\text{ sq units}", "10"), ("5 km/h", "5"),
+                                         ("6\\text{ cm}^2", "6"), ("12 inches", "12"), ("45 minutes", "45"),
+                                         ("1011_2", "1011"), ("A3_{11}", "A3")])
+def test_math_real_units_and_bases_still_read(answer, gold):
+    assert grade("math-l5", ze(answer), gold) == 1
+
+
 def test_math_falls_back_to_the_last_boxed_answer():
     text = "No JSON here. First try \\boxed{3}, then fixed: the answer is $\\boxed{\\frac{5}{2}}$."
     assert extract_answer("math-l5", text) == "\\frac{5}{2}"
@@ -189,7 +211,8 @@ GARBAGE = [None, "", "   ", b"\xff\xfe bytes", 12345, 3.5, ["a list"], {"answer"
 @pytest.mark.parametrize("task", G.TASKS)
 @pytest.mark.parametrize("response", GARBAGE, ids=range(len(GARBAGE)))
 def test_garbage_scores_zero_and_never_raises(task, response):
-    assert grade(task, response, "1") in (0, 1)
+    # Garbage is a wrong answer, not a grader failure: even on_error="raise" raises nothing.
+    assert grade(task, response, "1", on_error="raise") in (0, 1)
     extract_answer(task, response)  # no exception
 
 
@@ -222,6 +245,66 @@ def test_grading_works_off_the_main_thread():
     thread.start()
     thread.join(60)
     assert results == [1]
+
+
+@pytest.fixture()
+def no_run_dir(monkeypatch):
+    """A clean grader-error counter, outside any notebook run."""
+    from xrouter_lite.profiles import RUNS_ENV
+
+    monkeypatch.delenv(RUNS_ENV, raising=False)
+    G.reset_grader_errors()
+    yield
+    G.reset_grader_errors()
+
+
+def test_a_runaway_expression_times_out_in_a_worker_thread_and_is_counted(no_run_dir):
+    # 9^{9^{8}} is a 41-million-digit integer: math-verify alone ran > 60 s in a thread (no SIGALRM there).
+    assert grade("math-l5", ze("\\sqrt{8}"), "2\\sqrt{2}") == 1  # starts the math-verify worker: not timed
+    answer = ze("9^{9^{8}}")
+    results = []
+
+    def run():
+        start = time.perf_counter()
+        results.append((grade("math-l5", answer, "3"), time.perf_counter() - start))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive()
+    score, wall = results[0]
+    assert score == 0 and wall < min(10.0, G.MATH_VERIFY_TIMEOUT_S + 3)
+    assert G.grader_errors() == {"math-l5/grade": 1}
+    with pytest.raises(G.GraderError, match="timeout") as err:  # cached: the same answer costs no second deadline
+        grade("math-l5", answer, "3", on_error="raise")
+    assert err.value.kind == "timeout"
+    assert grade("math-l5", ze("\\sqrt{18}"), "3\\sqrt{2}") == 1  # a fresh worker answers the next call
+
+
+def test_grader_exceptions_are_counted_not_silent(no_run_dir, monkeypatch):
+    def broken(response, gold):
+        raise RuntimeError("bug in a grader")
+
+    monkeypatch.setitem(G._GRADERS, "crux", broken)
+    assert grade("crux", ze("1"), "1") == 0
+    with pytest.raises(G.GraderError, match="RuntimeError: bug in a grader"):
+        grade("crux", ze("1"), "1", on_error="raise")
+    q = Query(id="zeroeval/crux/7", source="zeroeval", task="crux", text="?", gold="1")
+    assert grade_final(q, ze("1")) == 0.0  # never raises during training or evaluation
+    assert G.grader_errors() == {"crux/final answer": 1, "crux/grade": 1}
+    assert G.grader_error_examples()["crux/final answer"] == ["zeroeval/crux/7"]
+
+
+def test_grader_errors_inside_a_run_are_written_for_its_summary(no_run_dir, monkeypatch, tmp_path):
+    from xrouter_lite.profiles import RUNS_ENV
+
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path))
+    monkeypatch.setitem(G._GRADERS, "gsm", lambda response, gold: 1 / 0)
+    q = Query(id="zeroeval/gsm/3", source="zeroeval", task="gsm", text="?", gold="3")
+    assert grade_final(q, ze("3")) == 0.0
+    lines = (tmp_path / "artifacts" / G.ERROR_LOG).read_text().splitlines()
+    assert [json.loads(x)["example"] for x in lines] == ["zeroeval/gsm/3"]
+    assert json.loads(lines[0])["kind"] == "exception" and json.loads(lines[0])["who"] == "final answer"
 
 
 def test_unknown_task_is_a_usage_error():

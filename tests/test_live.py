@@ -267,7 +267,9 @@ def test_budget_is_shared_across_processes_and_dead_reservations_count(tmp_path)
 # ----------------------------------------------------------------------------- pool configs
 
 def test_example_config_loads():
-    specs = load_pool_config(REPO / "examples" / "pool.example.yaml")
+    from xrouter_lite.profiles import example_pool_config
+
+    specs = load_pool_config(example_pool_config())  # shipped inside the package
     assert len(specs) >= 6 and len({s.id for s in specs}) == len(specs)
     assert {s.provider for s in specs} >= {"openai", "openrouter", "together", "vllm", "ollama"}
     assert all(s.base_url.startswith("http") and s.price_out >= 0 for s in specs)

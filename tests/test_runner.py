@@ -80,3 +80,26 @@ def test_cli_exit_code_and_report(tmp_path, capsys):
     code = main(["notebooks", "--profile", "smoke", "--notebooks", str(nbdir), "--runs", str(tmp_path / "r")])
     assert code == 1
     assert "FAILED 01_first.ipynb: cell" in capsys.readouterr().err
+
+
+def test_runs_latest_points_at_the_newest_run(tmp_path):
+    from xrouter_lite.profiles import latest_run
+
+    nbdir = _series(tmp_path)
+    first = run_notebooks("smoke", nbdir, tmp_path / "runs", data_dir=tmp_path, progress=False, only=["01"])
+    assert latest_run(tmp_path / "runs") == first
+    second = run_notebooks("smoke", nbdir, tmp_path / "runs", data_dir=tmp_path, progress=False, only=["01"])
+    assert latest_run(tmp_path / "runs") == second != first
+
+
+def test_no_data_anywhere_stops_before_any_kernel_in_two_lines(tmp_path, monkeypatch, capsys):
+    """Offline in a checkout with no data beside it: a short message, exit 2, no run directory, no traceback."""
+    nbdir = _series(tmp_path / "repo")
+    (tmp_path / "repo" / "pyproject.toml").write_text("")
+    monkeypatch.chdir(tmp_path / "repo")
+    monkeypatch.delenv("XROUTER_LITE_DATA", raising=False)
+    monkeypatch.setenv("XROUTER_LITE_OFFLINE", "1")
+    code = main(["notebooks", "--profile", "smoke", "--notebooks", str(nbdir), "--runs", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) <= 3 and "Traceback" not in err
+    assert "python -m xrouter_lite download --data" in err and not (tmp_path / "r").exists()

@@ -4,18 +4,46 @@
     python -m xrouter_lite pool --data ../shared/data    # per-task accuracy and cost of every model
     python -m xrouter_lite evaluate --split test --routers all --json
     python -m xrouter_lite report runs/cpu-<timestamp>             # the run's results -> docs/results + README
+
+Every command also takes `--prices FILE` (your prices, merged over the shipped table), `--allow-pickle`
+(read a RouterBench .pkl: unpickling runs code) and `--debug` (a traceback instead of the one-line error
+a user mistake gets, with exit status 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
 from xrouter_lite.profiles import PROFILES
 
+# What a user can fix gets one line on stderr and exit status 2; anything else is a bug and keeps its traceback.
+# Errors of modules that the CLI imports only when their command runs are named, not imported.
+USER_ERROR_NAMES = {"xrouter_lite.errors.UserError", "xrouter_lite.live.ConfigError",
+                    "xrouter_lite.live.BudgetExceeded", "builtins.OSError"}  # OSError: paths, permissions, network
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Whether `err` is a mistake in the user's input or environment (see USER_ERROR_NAMES), not a bug."""
+    return any(f"{c.__module__}.{c.__qualname__}" in USER_ERROR_NAMES for c in type(err).__mro__)
+
+
+def _common_args(p: argparse.ArgumentParser) -> None:
+    """Options every command takes; they act through environment variables, so notebook kernels inherit them."""
+    p.add_argument("--prices", default=None, metavar="FILE",
+                   help="CSV of your own prices (model,price_in,price_out in USD per 1M tokens), merged over "
+                        "the shipped prices.csv (default: $XROUTER_LITE_PRICES)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="read routerbench_0shot.pkl if present; unpickling runs code, so only for a file you "
+                        "downloaded yourself (default: $XROUTER_LITE_ALLOW_PICKLE)")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of any error")
+
 
 def _data_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None, help="recorded data directory (default: $XROUTER_LITE_DATA)")
+    p.add_argument("--data", default=None, help="recorded data directory (default: $XROUTER_LITE_DATA, then "
+                                                 "../shared/data beside the checkout, then data/upstream)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("notebooks", help="execute every notebook in order with papermill")
     p.add_argument("--profile", choices=list(PROFILES), default="cpu")
     p.add_argument("--notebooks", default="notebooks", help="folder of NN_*.ipynb notebooks")
-    p.add_argument("--runs", default="runs", help="where run directories are created")
+    p.add_argument("--runs", default=None, help="where run directories are created (default: $XROUTER_LITE_RUNS, "
+                                                 "else <checkout>/runs; runs/latest points at the newest)")
     p.add_argument("--only", nargs="*", default=None, help="run only notebooks whose names start with these")
     _data_arg(p)
     p.set_defaults(handler="xrouter_lite.runner:notebooks_command")
@@ -38,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="xrouter_lite.data:pool_command")
 
     p = sub.add_parser("download", help="fetch the recorded upstream files into a data directory")
-    p.add_argument("--data", required=True, help="directory to download into")
+    p.add_argument("--data", default=None, help="directory to download into (default: <checkout>/data/upstream)")
     p.add_argument("--sources", nargs="*", default=None, help="zeroeval mmlu-pro routerbench (default: all)")
     p.set_defaults(handler="xrouter_lite.data:download_command")
 
@@ -52,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="xrouter_lite.routers:evaluate_command")
 
     p = sub.add_parser("record", help="record a live pool's answers into the tidy table (costs money)")
-    p.add_argument("--pool", required=True, help="YAML pool config (see examples/pool.example.yaml)")
+    p.add_argument("--pool", required=True, help="YAML pool config (start from `python -m xrouter_lite example-pool`)")
     p.add_argument("--tasks", default="gsm", help="comma-separated tasks to ask, e.g. gsm,crux")
     p.add_argument("--n", type=int, default=20, help="queries per task (train split)")
     p.add_argument("--budget", type=float, required=True, help="hard USD cap for this recording")
@@ -98,16 +127,78 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=None, help="live pool: SQLite response cache; repeated questions are free")
     p.add_argument("--device", default=None, help="router device: cuda, mps or cpu (default: the best available)")
     p.set_defaults(handler="xrouter_lite.serve:serve_command")
+
+    p = sub.add_parser("gpu-check", help="time 4-bit load, SFT and GRPO steps and report peak memory on this device",
+                       add_help=False)
+    p.set_defaults(handler="xrouter_lite.gpu_check:gpu_check_command")
+
+    p = sub.add_parser("example-pool", help="print the example live-pool YAML (or copy it with --out FILE)")
+    p.add_argument("--out", default=None, help="write it here instead of printing it")
+    p.set_defaults(handler="xrouter_lite.__main__:example_pool_command")
+    for command in sub.choices.values():  # every command, including any added above this line
+        _common_args(command)
     return parser
 
 
+def example_pool_command(args) -> int:
+    """CLI `python -m xrouter_lite example-pool [--out FILE]`: the YAML shipped inside the package."""
+    from pathlib import Path
+
+    from xrouter_lite.profiles import example_pool_config
+
+    text = example_pool_config().read_text()
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}: delete the models you have no key for, then check the prices")
+    else:
+        print(text, end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments and run the chosen command's handler."""
+    """Parse arguments and run the chosen command's handler; a user error is one line on stderr and status 2."""
     import importlib
 
+    from xrouter_lite.data import PICKLE_ENV
+    from xrouter_lite.pool import PRICES_ENV, load_prices
+    from xrouter_lite.profiles import DataNotFound
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["gpu-check"]:  # its own parser: the flags live beside the check
+        from xrouter_lite.gpu_check import main as gpu_check
+
+        gpu_check(argv[1:])
+        return 0
     args = build_parser().parse_args(argv)
-    module, func = args.handler.split(":")
-    return int(getattr(importlib.import_module(module), func)(args) or 0)
+    if not logging.getLogger().handlers:  # warnings (partial data files, grader failures) as plain lines
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    saved = {k: os.environ.get(k) for k in (PRICES_ENV, PICKLE_ENV)}
+    if args.prices:
+        os.environ[PRICES_ENV] = os.path.abspath(args.prices)
+    if args.allow_pickle:
+        os.environ[PICKLE_ENV] = "1"
+    try:
+        if args.prices:
+            load_prices(extra=args.prices)  # a bad price file fails now, naming its line, not deep inside a command
+        module, func = args.handler.split(":")
+        return int(getattr(importlib.import_module(module), func)(args) or 0)
+    except DataNotFound as exc:  # where we looked and the one command to run; no traceback
+        if args.debug:
+            raise
+        print(exc, file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - sorted into user errors (one line) and bugs (re-raised)
+        if args.debug or not is_user_error(err):
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"error: {message} (--debug shows the traceback)", file=sys.stderr)
+        return 2
+    finally:  # main() may run inside another program (tests, notebooks): leave its environment as it was
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 if __name__ == "__main__":

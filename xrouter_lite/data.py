@@ -3,7 +3,12 @@
 One row per (query, model); the columns are the contract in docs/DESIGN.md. ZeroEval and MMLU-Pro are
 graded here by `xrouter_lite.grading.grade`; RouterBench carries its own scores and costs. Tokens are
 ONE stated estimate, `count_tokens`; cost = tokens x the model's tokenizer factor (`TOKEN_FACTORS`, calibrated
-on RouterBench's recorded costs) x the list prices of `prices.csv`.
+on RouterBench's recorded costs) x the list prices of `prices.csv` (and your --prices file).
+
+Bad data fails loudly and caches nothing: a DataError names the file (and record, field). A model file that
+answers only part of its task is reported at every load, and the source keeps the queries EVERY one of its
+models answered (so no (query, model) pair is ever missing later). Grader failures are counted per task/model,
+warned with example ids, and cached with the table (`table.attrs`). A RouterBench pickle is read only on opt-in.
 
     >>> from xrouter_lite.data import count_tokens, split_of
     >>> count_tokens("How many eggs does Janet sell every day?")
@@ -34,7 +39,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xrouter_lite.profiles import resolve_cache_dir
+from xrouter_lite.errors import DataError, UsageError
+from xrouter_lite.profiles import PARTIAL, resolve_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -157,16 +163,16 @@ def _count_many(texts) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- reading files, failing loudly
-def _json_error(path, text: str, err: json.JSONDecodeError) -> ValueError:
-    """A ValueError naming the file; 'truncated' when the parser ran off the end."""
+def _json_error(path, text: str, err: json.JSONDecodeError) -> DataError:
+    """A DataError naming the file; 'truncated' when the parser ran off the end."""
     # An unterminated string always runs to the end of the text, wherever it started.
     if err.pos >= len(text.rstrip()) - 1 or err.msg.startswith("Unterminated string"):
-        return ValueError(f"{path}: truncated JSON (ends after {len(text)} chars: {err.msg})")
-    return ValueError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}")
+        return DataError(f"{path}: truncated JSON (ends after {len(text)} chars: {err.msg})")
+    return DataError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}")
 
 
 def _read_json(path: Path, label=None):
-    """Parse a JSON file; a ValueError naming it (or `label`) when it is truncated or invalid."""
+    """Parse a JSON file; a DataError naming it (or `label`) when it is truncated or invalid."""
     text = path.read_text(encoding="utf-8")
     try:
         return json.loads(text)
@@ -175,16 +181,16 @@ def _read_json(path: Path, label=None):
 
 
 def _read_zip_json(path: Path, label=None):
-    """The one JSON document inside a zip; a ValueError naming the zip (or `label`) when it is corrupt."""
+    """The one JSON document inside a zip; a DataError naming the zip (or `label`) when it is corrupt."""
     path, shown = Path(path), label or path
     try:
         with zipfile.ZipFile(path) as z:
             members = [n for n in z.namelist() if n.endswith(".json")]
             if len(members) != 1:
-                raise ValueError(f"{shown}: expected one .json inside the zip, found {members or 'none'}")
+                raise DataError(f"{shown}: expected one .json inside the zip, found {members or 'none'}")
             text = z.read(members[0]).decode("utf-8")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as err:
-        raise ValueError(f"{shown}: corrupt zip ({err})") from None
+        raise DataError(f"{shown}: corrupt zip ({err})") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -192,25 +198,25 @@ def _read_zip_json(path: Path, label=None):
 
 
 def _read_csv(path: Path, label=None) -> pd.DataFrame:
-    """A CSV as a DataFrame; a ValueError naming it (or `label`) when it is cut short or malformed."""
+    """A CSV as a DataFrame; a DataError naming it (or `label`) when it is cut short or malformed."""
     raw, shown = path.read_bytes(), label or path
     if raw and not raw.endswith(b"\n"):
         # pandas would quietly fill the cut row with NaN (which reads as a blank score): refuse instead.
-        raise ValueError(f"{shown}: truncated CSV (no newline at the end of the last row)")
+        raise DataError(f"{shown}: truncated CSV (no newline at the end of the last row)")
     try:
         return pd.read_csv(io.BytesIO(raw))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ValueError(f"{shown}: invalid CSV ({err})") from None
+        raise DataError(f"{shown}: invalid CSV ({err})") from None
 
 
 def _field(rec, keys, path: Path, i: int):
-    """The first present field of a record; a ValueError naming file, record and field if none is."""
+    """The first present field of a record; a DataError naming file, record and field if none is."""
     if not isinstance(rec, dict):
-        raise ValueError(f"{path}: record {i} is a {type(rec).__name__}, not an object")
+        raise DataError(f"{path}: record {i} is a {type(rec).__name__}, not an object")
     for k in keys:
         if rec.get(k) is not None:
             return rec[k]
-    raise ValueError(f"{path}: record {i} has no {' or '.join(map(repr, keys))} field")
+    raise DataError(f"{path}: record {i} has no {' or '.join(map(repr, keys))} field")
 
 
 def _as_text(value) -> str:
@@ -235,7 +241,7 @@ def _zeroeval_rows(path: Path) -> dict[str, list]:
     """Columns of one ZeroEval result file `<task>/<model>.json` (ungraded); prompt kept for token counting."""
     task, records = path.parent.name, _read_json(path)
     if not isinstance(records, list):
-        raise ValueError(f"{path}: expected a JSON list of records, got {type(records).__name__}")
+        raise DataError(f"{path}: expected a JSON list of records, got {type(records).__name__}")
     cols = {k: [] for k in ("uid", "question", "gold", "response", "prompt")}
     for i, rec in enumerate(records):
         cols["uid"].append(str(_field(rec, ["id"], path, i)))
@@ -245,7 +251,29 @@ def _zeroeval_rows(path: Path) -> dict[str, list]:
         cols["gold"].append(gold.lstrip("#").strip() if task == "gsm" else gold)
         cols["response"].append(_as_text(rec.get("output")))  # missing/empty output: graded wrong
         cols["prompt"].append(_as_text(rec.get("chat_history")) or cols["question"][-1])
+    _check_answer_field(records, ["output"], path)
+    _check_unique(cols["uid"], path)
     return cols
+
+
+def _check_answer_field(records: list, keys: list[str], path: Path) -> None:
+    """A DataError when no record holds the model's answer under `keys`: the file would read as 0% correct.
+
+    One record without it is an unanswered question (graded wrong); none with it is a renamed field.
+    """
+    if records and not any(isinstance(r, dict) and any(k in r for k in keys) for r in records):
+        seen = sorted({k for r in records[:50] if isinstance(r, dict) for k in r})
+        raise DataError(f"{path}: no record has the answer field {' or '.join(map(repr, keys))} "
+                        f"(fields found: {', '.join(seen)})")
+
+
+def _check_unique(ids: list[str], path: Path) -> None:
+    """A DataError naming the first question id a model file answers twice (one row per query and model)."""
+    seen: set[str] = set()
+    for uid in ids:
+        if uid in seen:
+            raise DataError(f"{path}: question id {uid!r} appears twice")
+        seen.add(uid)
 
 
 def _zeroeval_raw(data_dir: Path) -> pd.DataFrame:
@@ -266,10 +294,41 @@ def _zeroeval_raw(data_dir: Path) -> pd.DataFrame:
         frames.append(frame)
     raw = pd.concat(frames, ignore_index=True)
     raw["source"], raw["category"] = "zeroeval", ""
+    raw, coverage = _keep_answered_by_all(
+        raw, "zeroeval", lambda task, model: f"zeroeval/result_dirs/{task}/{model}.json")
     # The rendered prompt is the same for every model: count each distinct prompt once.
     prompts = raw["prompt"].drop_duplicates()
     raw["in_tokens"] = raw["prompt"].map(pd.Series(_count_many(prompts.tolist()), index=prompts.values))
-    return raw.drop(columns="prompt")
+    raw = raw.drop(columns="prompt")
+    raw.attrs["coverage"] = coverage
+    return raw
+
+
+# ---------------------------------------------------------------- partial model files
+# The pool's rule: a source keeps only the queries EVERY one of its models answered, so every (query, model)
+# pair of the table has a record and no router, oracle or episode meets a missing answer later. A model file
+# that covers part of its task (a truncated download, an unfinished run) shrinks its task for all models;
+# the load reports each such file (answered / expected) and how many queries were dropped.
+PARTIAL_WARN_SHARE = 0.99  # a file answering fewer of its task's questions is a warning; upstream's MMLU-Pro
+#                            files differ by 12-20 of ~12,030 questions (99.8%), which is logged, not warned
+
+
+def _keep_answered_by_all(raw: pd.DataFrame, source: str, label) -> tuple[pd.DataFrame, dict]:
+    """The rows of queries every model of `raw` answered, and what was dropped (files short of their task)."""
+    models = sorted(raw["model"].unique())
+    per_query = raw.groupby("query_id")["model"].nunique()
+    complete = raw["query_id"].map(per_query).to_numpy() == len(models)
+    files, dropped, kept, questions = [], {}, {}, {}
+    for task, rows in raw.groupby("task", sort=False):
+        expected = questions[task] = rows["query_id"].nunique()
+        answered = rows.groupby("model")["query_id"].nunique().reindex(models, fill_value=0)
+        files += [{"file": label(task, m), "task": task, "answered": int(n), "expected": int(expected)}
+                  for m, n in answered.items() if n < expected]
+        kept[task] = int(rows.loc[complete[rows.index], "query_id"].nunique())
+        dropped[task] = int(expected - kept[task])
+    coverage = {"rule": f"queries answered by every {source} model", "models": len(models), "files": files,
+                "questions": questions, "kept": kept, "dropped": dropped}
+    return raw[complete].reset_index(drop=True), coverage
 
 
 def read_zeroeval(data_dir=None, progress: bool = True) -> pd.DataFrame:
@@ -290,22 +349,29 @@ def _mmlu_question(question: str, options) -> str:
     return f"{question}\nOptions:\n" + "\n".join(lines)
 
 
+MMLU_ANSWER_FIELDS = ("model_outputs", "generated_text")  # where upstream's model files keep the model's answer
+
+
 def _mmlu_rows(path: Path) -> pd.DataFrame:
     """One MMLU-Pro model file as rows keyed by question_id (ungraded)."""
     records = _read_zip_json(path)
     if not isinstance(records, list):
-        raise ValueError(f"{path}: expected a JSON list of records, got {type(records).__name__}")
+        raise DataError(f"{path}: expected a JSON list of records, got {type(records).__name__}")
     rows = []
     for i, rec in enumerate(records):
         options = _field(rec, ["options"], path, i)
         if not isinstance(options, list):
-            raise ValueError(f"{path}: record {i} has options of type {type(options).__name__}, not a list")
+            raise DataError(f"{path}: record {i} has options of type {type(options).__name__}, not a list")
+        gold = str(_field(rec, ["answer"], path, i)).strip()
+        if len(gold) != 1 or gold not in "ABCDEFGHIJ":
+            raise DataError(f"{path}: record {i} has the gold answer {gold!r}, not an option letter A-J")
         rows.append((str(_field(rec, ["question_id"], path, i)), str(_field(rec, ["question"], path, i)),
-                     tuple(map(str, options)), str(_field(rec, ["answer"], path, i)).strip(),
-                     str(rec.get("category") or ""),
+                     tuple(map(str, options)), gold, str(rec.get("category") or ""),
                      # gemini and jamba write `model_outputs`, the others `generated_text`.
                      _as_text(rec.get("model_outputs", rec.get("generated_text")))))
+    _check_answer_field(records, list(MMLU_ANSWER_FIELDS), path)
     frame = pd.DataFrame(rows, columns=["uid", "q", "options", "gold", "category", "response"])
+    _check_unique(frame["uid"].tolist(), path)
     frame["model"] = _mmlu_model(path)
     return frame
 
@@ -316,24 +382,28 @@ def _mmlu_raw(data_dir: Path) -> pd.DataFrame:
     if not files:
         raise FileNotFoundError(f"{data_dir / 'mmlu-pro' / 'eval_results'}: no model_outputs_*_5shots.zip")
     raw = pd.concat(_map_files(_mmlu_rows, files), ignore_index=True)
-    n_models = raw["model"].nunique()
-    # Keep questions answered by all models, and drop the ~48 whose text, options or gold letter differ
-    # between model files (upstream revised them between runs): no single question was asked of all.
+    by_model = {_mmlu_model(p): p.name for p in files}
+    raw["query_id"], raw["task"] = "mmlu-pro/mmlu-pro/" + raw["uid"], "mmlu-pro"
+    # Keep questions answered by all models (the pool's rule, as for ZeroEval) ...
+    raw, coverage = _keep_answered_by_all(raw, "mmlu-pro", lambda task, model: f"mmlu-pro/eval_results/{by_model[model]}")
+    # ... and drop the ~48 whose text, options or gold letter differ between model files (upstream revised them
+    # between runs): no single question was asked of all.
     versions = raw.assign(key=raw["q"] + "\x00" + raw["options"].map("\x00".join) + "\x00" + raw["gold"])
-    per_q = versions.groupby("uid").agg(n=("model", "nunique"), variants=("key", "nunique"))
-    complete, same = per_q["n"] == n_models, per_q["variants"] == 1
+    same = versions.groupby("uid")["key"].nunique() == 1
+    coverage["revised"] = int((~same).sum())
     log.info("mmlu-pro: %d questions answered by all %d models; %d of them dropped as revised between runs",
-             complete.sum(), n_models, (complete & ~same).sum())
-    raw = raw[raw["uid"].isin(per_q.index[complete & same])].reset_index(drop=True)
+             len(same), coverage["models"], coverage["revised"])
+    raw = raw[raw["uid"].isin(same.index[same])].reset_index(drop=True)
     questions = raw.drop_duplicates("uid").set_index("uid")
     text = pd.Series([_mmlu_question(q, o) for q, o in zip(questions["q"], questions["options"])],
                      index=questions.index)
     raw["question"] = raw["uid"].map(text)
     raw["in_tokens"] = raw["uid"].map(pd.Series(_count_many(text.tolist()), index=text.index)) \
         + MMLU_PRO_FEWSHOT_TOKENS
-    raw["query_id"] = "mmlu-pro/mmlu-pro/" + raw["uid"]
-    raw["source"], raw["task"] = "mmlu-pro", "mmlu-pro"
-    return raw.drop(columns=["uid", "q", "options"])
+    raw["source"] = "mmlu-pro"
+    raw = raw.drop(columns=["uid", "q", "options"])
+    raw.attrs["coverage"] = coverage
+    return raw
 
 
 def read_mmlu_pro(data_dir=None, progress: bool = True) -> pd.DataFrame:
@@ -369,13 +439,38 @@ def _routerbench_task(eval_name: str) -> tuple[str, str]:
     return re.sub(r"[^a-z0-9]+", "_", name).strip("_"), ""
 
 
-def _routerbench_files(data_dir: Path) -> list[Path]:
-    """The CSV slice plus, when present, the official routerbench_0shot.pkl (same columns)."""
+PICKLE_ENV = "XROUTER_LITE_ALLOW_PICKLE"  # "1": read routerbench_0shot.pkl (CLI: --allow-pickle)
+
+
+def pickle_allowed(allow_pickle: bool | None = None) -> bool:
+    """`allow_pickle` if given, else whether ${PICKLE_ENV} is 1/true/yes."""
+    if allow_pickle is not None:
+        return bool(allow_pickle)
+    return os.environ.get(PICKLE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _routerbench_pickles(data_dir: Path) -> list[Path]:
+    return [p for p in (data_dir / "routerbench" / "routerbench_0shot.pkl", data_dir / "routerbench_0shot.pkl")
+            if p.is_file()]
+
+
+def _routerbench_files(data_dir: Path, allow_pickle: bool | None = None) -> list[Path]:
+    """The CSV slice plus, only when allowed, the official routerbench_0shot.pkl (same columns).
+
+    Unpickling runs whatever code the file holds, so a pickle found in the data directory is read only on
+    an explicit opt-in (`allow_pickle=True`, --allow-pickle, ${PICKLE_ENV}=1); otherwise it is skipped, loudly.
+    """
     root = data_dir / "routerbench"
     files = sorted((root / "routerbench_zs").glob("*.csv"))
-    files += [p for p in (root / "routerbench_0shot.pkl", data_dir / "routerbench_0shot.pkl") if p.is_file()]
+    pickles = _routerbench_pickles(data_dir)
+    if pickles and not pickle_allowed(allow_pickle):
+        log.warning("%s: skipped: unpickling runs code from the file. If you downloaded it yourself from "
+                    "RouterBench, pass --allow-pickle (or set %s=1) to read it", ", ".join(map(str, pickles)),
+                    PICKLE_ENV)
+        pickles = []
+    files += pickles
     if not files:
-        raise FileNotFoundError(f"{root}: no routerbench_zs/*.csv and no routerbench_0shot.pkl")
+        raise FileNotFoundError(f"{root}: no routerbench_zs/*.csv (and no routerbench_0shot.pkl read)")
     return files
 
 
@@ -385,24 +480,24 @@ def _routerbench_frame(path: Path) -> pd.DataFrame:
         try:  # unpickling runs code: only read a routerbench_0shot.pkl you downloaded yourself
             frame = pd.read_pickle(path)
         except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-            raise ValueError(f"{path}: unreadable pickle ({type(err).__name__}: {err})") from None
+            raise DataError(f"{path}: unreadable pickle ({type(err).__name__}: {err})") from None
         if not isinstance(frame, pd.DataFrame):
-            raise ValueError(f"{path}: expected a pandas DataFrame, got {type(frame).__name__}")
+            raise DataError(f"{path}: expected a pandas DataFrame, got {type(frame).__name__}")
     else:
         frame = _read_csv(path)
     missing = [c for c in ("sample_id", "prompt", "eval_name") if c not in frame.columns]
     models = [c for c in frame.columns if f"{c}|model_response" in frame.columns]
     if missing or not models:
-        raise ValueError(f"{path}: not RouterBench's layout (missing {missing or 'every <model>|model_response'})")
+        raise DataError(f"{path}: not RouterBench's layout (missing {missing or 'every <model>|model_response'})")
     absent = [f"{m}|total_cost" for m in models if f"{m}|total_cost" not in frame.columns]
     if absent:
-        raise ValueError(f"{path}: missing cost columns {absent}")
+        raise DataError(f"{path}: missing cost columns {absent}")
     return frame
 
 
-def _routerbench_raw(data_dir: Path) -> pd.DataFrame:
+def _routerbench_raw(data_dir: Path, allow_pickle: bool | None = None) -> pd.DataFrame:
     """RouterBench rows (one per prompt and model) after dropping blank scores and duplicate prompts."""
-    wide = pd.concat([_routerbench_frame(p) for p in _routerbench_files(data_dir)], ignore_index=True)
+    wide = pd.concat([_routerbench_frame(p) for p in _routerbench_files(data_dir, allow_pickle)], ignore_index=True)
     models = [c for c in wide.columns if f"{c}|model_response" in wide.columns]
     scores = wide[models].apply(pd.to_numeric, errors="coerce")
     costs = wide[[f"{m}|total_cost" for m in models]].apply(pd.to_numeric, errors="coerce")
@@ -434,55 +529,63 @@ def _routerbench_raw(data_dir: Path) -> pd.DataFrame:
     return raw
 
 
-def read_routerbench(data_dir=None, progress: bool = True) -> pd.DataFrame:
+def read_routerbench(data_dir=None, progress: bool = True, allow_pickle: bool | None = None) -> pd.DataFrame:
     """RouterBench 0-shot (11 models) with its recorded scores and USD; tokens estimated for display.
 
-    Reads `routerbench/routerbench_zs/*.csv` and, if present, `routerbench_0shot.pkl` (same columns).
+    Reads `routerbench/routerbench_zs/*.csv` and, if present AND allowed (`allow_pickle`, else
+    ${PICKLE_ENV}=1: unpickling runs code), `routerbench_0shot.pkl` (same columns).
     Rows with a blank score or cost for ANY model are dropped (28 of 3,178 in the CSV slice), then
     duplicate prompts (upstream's train/test leak; 2 in the slice) keeping the first. The counts are
     logged and kept in `table.attrs["dropped"]`. There is no gold answer: `gold` is None.
     """
-    raw = _routerbench_raw(_data_dir(data_dir))
+    raw = _routerbench_raw(_data_dir(data_dir), allow_pickle)
     table = _conform(raw)
     table.attrs["dropped"] = raw.attrs["dropped"]
     return table
 
 
 # ---------------------------------------------------------------- grading, pricing, the tidy table
-def _grade_chunk(tasks: list, responses: list, golds: list) -> tuple[np.ndarray, np.ndarray, int, str]:
-    """Grade one chunk (0/1) and count its output tokens; (correct, out_tokens, n_errors, first error)."""
-    from xrouter_lite.grading import grade
+def _grade_chunk(tasks: list, responses: list, golds: list, models: list, ids: list) -> tuple:
+    """Grade one chunk (0/1) and count its output tokens; (correct, out_tokens, grader failures).
 
-    correct, errors, first = np.zeros(len(responses)), 0, ""
+    A grader failure (exception or timeout) scores 0 and is returned as (task, model, query_id, kind, detail).
+    """
+    from xrouter_lite.grading import GraderError, grade
+
+    correct, failures = np.zeros(len(responses)), []
     with warnings.catch_warnings():
         # Outputs are arbitrary text; Python warns when the crux grader parses some of them as literals.
         warnings.simplefilter("ignore", SyntaxWarning)
         for i, (task, resp, gold) in enumerate(zip(tasks, responses, golds)):
             try:
-                correct[i] = float(grade(task, resp, gold))
-            except Exception as err:  # noqa: BLE001 - graders promise not to raise; count it if one does
-                errors, first = errors + 1, first or f"{task}: {type(err).__name__}: {err}"
-    return correct, _count_many(responses), errors, first
+                correct[i] = float(grade(task, resp, gold, on_error="raise"))
+            except GraderError as err:
+                failures.append((task, models[i], ids[i], err.kind, err.detail[:200]))
+    return correct, _count_many(responses), failures
 
 
-def _grade_all(raw: pd.DataFrame, progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Grade every row and count output tokens, in GRADE_WORKERS processes when there are many rows."""
+def _grade_all(raw: pd.DataFrame, progress: bool) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Grade every row and count output tokens, in GRADE_WORKERS processes when there are many rows.
+
+    Returns (correct, out_tokens, grader_errors) where grader_errors = {"counts": {"task/model": n},
+    "examples": {"task/model": [query ids]}, "kinds": {"timeout": n, "exception": n}}.
+    """
     from tqdm.auto import tqdm
 
     try:
         from xrouter_lite.grading import grade  # noqa: F401 - fail here, with a clear message
     except ImportError as err:
         raise ImportError(f"grading ZeroEval/MMLU-Pro needs xrouter_lite.grading.grade ({err})") from err
-    cols = [raw[c].tolist() for c in ("task", "response", "gold")]
+    cols = [raw[c].tolist() for c in ("task", "response", "gold", "model", "query_id")]
     n = len(raw)
     spans = [(i, min(i + CHUNK_ROWS, n)) for i in range(0, n, CHUNK_ROWS)]
-    correct, out_tokens, errors = np.zeros(n), np.zeros(n, dtype=np.int64), []
+    correct, out_tokens, failures = np.zeros(n), np.zeros(n, dtype=np.int64), []
     bar = tqdm(total=n, desc=f"grading {raw['source'].iloc[0] if n else ''}", unit="row", disable=not progress)
 
     def take(span, result):
-        c, t, n_err, first = result
+        c, t, fails = result
         correct[span[0]:span[1]], out_tokens[span[0]:span[1]] = c, t
-        errors.append((n_err, first))
+        failures.extend(fails)
         bar.update(span[1] - span[0])
 
     if n < PARALLEL_MIN_ROWS or GRADE_WORKERS < 2:
@@ -494,18 +597,39 @@ def _grade_all(raw: pd.DataFrame, progress: bool) -> tuple[np.ndarray, np.ndarra
             for fut in as_completed(futures):
                 take(futures[fut], fut.result())
     bar.close()
-    n_err = sum(e for e, _ in errors)
-    if n_err:
-        log.warning("grading raised on %d of %d rows (scored 0), e.g. %s", n_err, n, next(f for _, f in errors if f))
-    return correct, out_tokens
+    return correct, out_tokens, _summarise_failures(failures)
+
+
+def _summarise_failures(failures: list[tuple]) -> dict:
+    """Grader failures as counts per "task/model", up to 3 example query ids each, and counts per kind."""
+    counts, examples, kinds = {}, {}, {}
+    for task, model, qid, kind, _ in sorted(failures, key=lambda f: (f[0], f[1], f[2])):
+        key = f"{task}/{model}"
+        counts[key] = counts.get(key, 0) + 1
+        if len(examples.setdefault(key, [])) < 3:
+            examples[key].append(qid)
+        kinds[kind] = kinds.get(kind, 0) + 1
+    first = next((f"{f[3]}: {f[4]}" for f in failures), "")
+    return {"counts": counts, "examples": examples, "kinds": kinds, "first": first}
 
 
 def _finish(raw: pd.DataFrame, progress: bool) -> pd.DataFrame:
-    """Grade, count output tokens and price raw ZeroEval/MMLU-Pro rows into the tidy table."""
+    """Grade, count output tokens and price raw ZeroEval/MMLU-Pro rows into the tidy table.
+
+    `attrs` carries what the load reports: `coverage` (from the reader) and `grader_errors`.
+    """
+    from xrouter_lite.pool import MissingPriceError, load_prices, missing_price_message
+
+    unpriced = sorted(set(raw["model"]) - set(load_prices()))
+    if unpriced:  # before grading, which takes a minute on the full data
+        raise MissingPriceError(missing_price_message(unpriced))
+    attrs = dict(raw.attrs)
     raw = raw.reset_index(drop=True)
-    raw["correct"], raw["out_tokens"] = _grade_all(raw, progress)
+    raw["correct"], raw["out_tokens"], errors = _grade_all(raw, progress)
     raw["usd"] = 0.0
-    return reprice(_conform(raw), REASONING_MULTIPLIER)
+    table = reprice(_conform(raw), REASONING_MULTIPLIER)
+    table.attrs = {**attrs, "grader_errors": errors}
+    return table
 
 
 def _conform(table: pd.DataFrame) -> pd.DataFrame:
@@ -527,7 +651,7 @@ def reprice(table: pd.DataFrame, multipliers: dict[str, float] | float | None = 
     `multipliers` override REASONING_MULTIPLIER per model ({"o1-mini-2024-09-12": 10}); a single
     number applies to every model in REASONING_MULTIPLIER. Cheap: notebook 01 uses it for 1x/5x/10x.
     """
-    from xrouter_lite.pool import load_prices
+    from xrouter_lite.pool import MissingPriceError, load_prices, missing_price_message
 
     mult = _multipliers(multipliers)
     prices = prices or load_prices()
@@ -536,7 +660,7 @@ def reprice(table: pd.DataFrame, multipliers: dict[str, float] | float | None = 
     models = out.loc[priced, "model"]
     unknown = sorted(set(models) - set(prices))
     if unknown:
-        raise ValueError(f"no price for {unknown} in xrouter_lite/prices.csv")
+        raise MissingPriceError(missing_price_message(unknown))
     p_in = models.map({m: s.price_in for m, s in prices.items()}).to_numpy(float)
     p_out = models.map({m: s.price_out for m, s in prices.items()}).to_numpy(float)
     factor = models.map(mult).fillna(1.0).to_numpy(float)
@@ -566,45 +690,72 @@ def _data_dir(data_dir) -> Path:
     return resolve_data_dir(data_dir)
 
 
-def _cache_key(data_dir: Path, source: str) -> str:
+def _cache_key(data_dir: Path, source: str, allow_pickle: bool | None = None) -> str:
     """Hash of the source's input files (name, size, mtime) and of the code and prices that shape the table."""
+    from xrouter_lite.pool import prices_fingerprint
+
     root = data_dir / source  # each source's files live in a folder of its name
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".json", ".zip", ".csv", ".pkl"})
+    if source == "routerbench":  # a pickle beside the folder counts too, and whether it may be read
+        files = sorted(set(files) | set(_routerbench_pickles(data_dir)))
     stats = [(str(p.relative_to(data_dir)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     here = Path(__file__).parent
     code = b"".join(f.read_bytes() for f in (here / "data.py", here / "grading.py", here / "prices.csv")
                     if f.is_file())
-    blob = json.dumps([source, stats, hashlib.sha1(code).hexdigest()]).encode()
+    extra = [prices_fingerprint(), pickle_allowed(allow_pickle) if source == "routerbench" else None]
+    blob = json.dumps([source, stats, hashlib.sha1(code).hexdigest(), extra]).encode()
     return hashlib.sha1(blob).hexdigest()[:16]
 
 
-def _build(source: str, data_dir: Path, progress: bool) -> pd.DataFrame:
-    """One source's tidy table, read and graded from the upstream files."""
-    raw = READERS[source](data_dir)
+def _build(source: str, data_dir: Path, progress: bool, allow_pickle: bool | None = None) -> pd.DataFrame:
+    """One source's tidy table, read and graded from the upstream files; `attrs` holds what the load reports."""
     if source == "routerbench":
-        return _conform(raw)
-    return _finish(raw, progress)
+        raw = READERS[source](data_dir, allow_pickle)
+        table = _conform(raw)
+        table.attrs = {"dropped": dict(raw.attrs.get("dropped", {})), "grader_errors": _summarise_failures([])}
+        return table
+    return _finish(READERS[source](data_dir), progress)
+
+
+BUILD_META = b"xrouter_lite.build"  # parquet metadata key: the build report (coverage, grader errors) as JSON
 
 
 def _write_atomic(table: pd.DataFrame, path: Path) -> None:
-    """Write parquet to a temp file and rename it into place, so a crash never leaves half a cache."""
+    """Write parquet (with the build report in its metadata) to a temp file and rename it into place, so a crash
+    never leaves half a cache and the report always travels with its table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        table.to_parquet(tmp, index=False, compression="zstd")  # ~40% smaller than snappy, as fast to read
+        arrow = pa.Table.from_pandas(table, preserve_index=False)
+        meta = {**(arrow.schema.metadata or {}), BUILD_META: json.dumps(table.attrs, default=str).encode()}
+        meta.pop(b"PANDAS_ATTRS", None)  # pandas' own copy of attrs: ours is the one key above
+        pq.write_table(arrow.replace_schema_metadata(meta), tmp, compression="zstd")  # ~40% smaller than snappy
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _load_source(source: str, data_dir: Path, cache_dir, progress: bool) -> pd.DataFrame:
+def _read_cached(path: Path) -> pd.DataFrame:
+    """A cached table with its build report back in `attrs`."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    table = _conform(pd.read_parquet(path))
+    table.attrs = json.loads(meta[BUILD_META]) if BUILD_META in meta else {}
+    return table
+
+
+def _load_source(source: str, data_dir: Path, cache_dir, progress: bool, allow_pickle: bool | None = None):
     """One source's table: read from the cache when its key matches, else built (and cached)."""
     if not cache_dir:
-        return _build(source, data_dir, progress)
-    path = Path(cache_dir) / f"table-{source}-{_cache_key(data_dir, source)}.parquet"
+        return _build(source, data_dir, progress, allow_pickle)
+    path = Path(cache_dir) / f"table-{source}-{_cache_key(data_dir, source, allow_pickle)}.parquet"
     if path.is_file():
-        return _conform(pd.read_parquet(path))
-    table = _build(source, data_dir, progress)
+        return _read_cached(path)
+    table = _build(source, data_dir, progress, allow_pickle)
     _write_atomic(table, path)
     for stale in path.parent.glob(f"table-{source}-*.parquet"):  # one cached table per source
         if stale != path:
@@ -612,21 +763,89 @@ def _load_source(source: str, data_dir: Path, cache_dir, progress: bool) -> pd.D
     return table
 
 
-def load_table(data_dir=None, sources=None, cache_dir=DEFAULT_CACHE, reasoning_multiplier=None,
-               progress: bool = True) -> pd.DataFrame:
+def build_notes(source: str, report: dict) -> list[tuple[int, str]]:
+    """(logging level, message) lines about one source's build: model files short of their task, grader failures."""
+    notes = []
+    cov = report.get("coverage") or {}
+    for f in cov.get("files", []):
+        share = f["answered"] / max(f["expected"], 1)
+        level = logging.WARNING if share < PARTIAL_WARN_SHARE else logging.INFO
+        notes.append((level, f"{f['file']} answers {f['answered']:,} of {f['expected']:,} {f['task']} questions"))
+    for task, n in (cov.get("dropped") or {}).items():
+        if n:
+            worst = max((lvl for lvl, _ in notes), default=logging.INFO)
+            notes.append((worst, f"{source}: kept the {cov['kept'][task]:,} {task} queries answered by every "
+                                 f"{source} model; {n:,} of {cov['questions'][task]:,} dropped "
+                                 "(the pool's rule: no missing answers)"))
+    if cov.get("revised"):
+        notes.append((logging.INFO, f"{source}: {cov['revised']} more questions dropped: their text, options or "
+                                    "gold differ between model files (revised upstream between runs)"))
+    errors = report.get("grader_errors") or {}
+    if errors.get("counts"):
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(errors.get("kinds", {}).items()))
+        cells = "; ".join(f"{key}: {n} (e.g. {', '.join(errors['examples'].get(key, []))})"
+                          for key, n in errors["counts"].items())
+        notes.append((logging.WARNING, f"{source}: the grader failed on {sum(errors['counts'].values())} rows "
+                                       f"({kinds}); each scored 0 and counted: {cells}"))
+    return notes
+
+
+def grader_error_counts(table: pd.DataFrame) -> dict[str, int]:
+    """{"task/model": n} of grader failures while the table was built (from `load_table`'s attrs; {} when none)."""
+    return dict(table.attrs.get("grader_errors", {}))
+
+
+def _record_for_run(reports: dict[str, dict]) -> None:
+    """Inside a notebook run, keep each loaded source's grader-error counts for the run's summary.json."""
+    from xrouter_lite.profiles import RUNS_ENV
+
+    run_dir = os.environ.get(RUNS_ENV)
+    if not run_dir:
+        return
+    path = Path(run_dir) / "artifacts" / TABLE_ERRORS
+    try:
+        known = json.loads(path.read_text()) if path.is_file() else {}
+        known.update({s: r.get("grader_errors", {}).get("counts", {}) for s, r in reports.items()})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+    except (OSError, ValueError) as err:
+        log.warning("could not record the table's grader errors in %s: %s", path, err)
+
+
+TABLE_ERRORS = "table_grader_errors.json"  # inside a run's artifacts/: {source: {"task/model": n}}
+_USE_DEFAULT_CACHE = object()
+
+
+def load_table(data_dir=None, sources=None, cache_dir=_USE_DEFAULT_CACHE, reasoning_multiplier=None,
+               progress: bool = True, allow_pickle: bool | None = None) -> pd.DataFrame:
     """The tidy table of the chosen sources (default: all), built once and then read from a parquet cache.
 
     `reasoning_multiplier` (a number or {model: x}) reprices o1-mini's hidden reasoning without a
-    rebuild; `cache_dir=None` disables the cache. The cache key covers the input files' names, sizes
-    and mtimes and the code (data.py, grading.py, prices.csv), so any change rebuilds.
+    rebuild; `cache_dir=None` disables the cache (default: DEFAULT_CACHE). The cache key covers the input
+    files' names, sizes and mtimes, the code (data.py, grading.py, prices.csv) and your price file, so any
+    change rebuilds. Every load (cached or not) warns about model files that answer only part of their task
+    (their task keeps the queries every model answered) and about grader failures; `table.attrs` keeps both:
+    `attrs["grader_errors"]` = {"task/model": n}, `attrs["build"]` = {source: its full build report}.
+    `allow_pickle` (default: ${PICKLE_ENV}) lets RouterBench read a routerbench_0shot.pkl: unpickling runs code.
     """
     data_dir = _data_dir(data_dir)
+    cache_dir = DEFAULT_CACHE if cache_dir is _USE_DEFAULT_CACHE else cache_dir
     chosen = list(SOURCES) if sources is None else [sources] if isinstance(sources, str) else list(sources)
     unknown = [s for s in chosen if s not in SOURCES]
     if unknown:
-        raise ValueError(f"unknown source(s) {unknown}; choose from {list(SOURCES)}")
-    table = pd.concat([_load_source(s, data_dir, cache_dir, progress) for s in chosen], ignore_index=True)
-    return table if reasoning_multiplier is None else reprice(table, reasoning_multiplier)
+        raise UsageError(f"unknown source(s) {unknown}; choose from {list(SOURCES)}")
+    tables = {s: _load_source(s, data_dir, cache_dir, progress, allow_pickle) for s in chosen}
+    reports = {s: dict(t.attrs) for s, t in tables.items()}
+    for source, report in reports.items():
+        for level, note in build_notes(source, report):
+            log.log(level, note)
+    _record_for_run(reports)
+    table = pd.concat(list(tables.values()), ignore_index=True)
+    table = table if reasoning_multiplier is None else reprice(table, reasoning_multiplier)
+    table.attrs = {"build": reports,
+                   "grader_errors": {k: v for r in reports.values()
+                                     for k, v in (r.get("grader_errors") or {}).get("counts", {}).items()}}
+    return table
 
 
 # ---------------------------------------------------------------- splits
@@ -766,7 +985,7 @@ def _check_download(path: Path, name: str, expected_size: int | None) -> None:
     """Refuse a downloaded file of the wrong size, or one that does not parse as its kind."""
     size = path.stat().st_size
     if expected_size is not None and size != expected_size:
-        raise ValueError(f"{name}: downloaded {size} bytes, expected {expected_size}")
+        raise DataError(f"{name}: downloaded {size} bytes, expected {expected_size}")
     if name.endswith(".json"):
         _read_json(path, name)
     elif name.endswith(".zip"):
@@ -806,7 +1025,7 @@ def download(data_dir, sources=None, base_urls: dict[str, str] | None = None, se
     chosen = list(SOURCES) if not sources else list(sources)
     unknown = [s for s in chosen if s not in UPSTREAM]
     if unknown:
-        raise ValueError(f"unknown source(s) {unknown}; choose from {list(UPSTREAM)}")
+        raise UsageError(f"unknown source(s) {unknown}; choose from {list(UPSTREAM)}")
     opener = session or urllib.request.build_opener()
     todo = []
     for source in chosen:
@@ -817,15 +1036,38 @@ def download(data_dir, sources=None, base_urls: dict[str, str] | None = None, se
                 continue
             todo.append((f"{base}/{name}", dest, name, size))
     total = sum(s for *_, s in todo if s) or None
-    with tqdm(total=total, unit="B", unit_scale=True, desc="download", disable=not progress) as bar:
-        for url, dest, name, size in todo:
-            _fetch(url, dest, name, size, opener, bar)
+    partial = data_dir / PARTIAL  # until every file is in, resolve_data_dir does not take this folder as data
+    if not todo:
+        return []
+    url, _, name, _ = todo[0]
+    try:  # one request first: offline, fail in one line before any folder or progress bar appears
+        opener.open(url, timeout=20).close()
+    except OSError as err:
+        raise OSError(f"{name}: download from {url} failed ({err})") from err
+    data_dir.mkdir(parents=True, exist_ok=True)
+    partial.write_text("a download into this folder has not completed; run it again to finish\n")
+    done = 0
+    try:
+        with tqdm(total=total, unit="B", unit_scale=True, desc="download", disable=not progress) as bar:
+            for url, dest, name, size in todo:
+                _fetch(url, dest, name, size, opener, bar)
+                done += 1
+    finally:  # complete, or nothing fetched: no marker; some files in: the marker stays until a rerun finishes
+        if done in (0, len(todo)):
+            partial.unlink(missing_ok=True)
     return [dest for _, dest, _, _ in todo]
 
 
 def download_command(args) -> int:
-    """CLI `python -m xrouter_lite download --data DIR [--sources ...]`."""
-    fetched = download(args.data, sources=getattr(args, "sources", None) or None)
+    """CLI `python -m xrouter_lite download [--data DIR] [--sources ...]` (default DIR: the checkout's data/upstream)."""
+    from xrouter_lite.profiles import default_data_dir
+
+    args.data = args.data or str(default_data_dir())
+    try:
+        fetched = download(args.data, sources=getattr(args, "sources", None) or None)
+    except OSError as exc:  # no network: one line naming the file and the reason, not urllib's traceback
+        print(f"download failed: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     print(f"downloaded {len(fetched)} file(s) into {Path(args.data).resolve()}; the others were already there")
     return 0
 

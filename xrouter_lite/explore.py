@@ -296,3 +296,104 @@ def write_figure(fig: go.Figure, path, png: bool = True) -> tuple[Path, str]:
     fig.write_html(html_path, include_plotlyjs=True)  # self-contained: opens offline
     return html_path, (f"no PNG ({reason}; it needs `pip install kaleido` and Chrome or Chromium); "
                        f"wrote {html_path} instead")
+
+
+# ---------------------------------------------------------------- teaching figures (notebooks 01 and 03)
+def _box(fig: go.Figure, x0: float, x1: float, y0: float, y1: float, text: str, color: str, dash: str | None = None,
+         font_color: str = "#222222") -> None:
+    """A labelled rectangle on the diagram's unit grid."""
+    fig.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, line=dict(color=color, width=2, dash=dash),
+                  fillcolor=color, opacity=0.12, layer="below")
+    fig.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, line=dict(color=color, width=2, dash=dash))
+    fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=text, showarrow=False, align="center",
+                       font=dict(size=12, color=font_color))
+
+
+def _arrow(fig: go.Figure, x0: float, y0: float, x1: float, y1: float, text: str = "") -> None:
+    fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
+                       arrowhead=3, arrowsize=1.2, arrowwidth=1.6, arrowcolor="#555555", text="")
+    if text:
+        fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2 + 0.25, text=text, showarrow=False,
+                           font=dict(size=10, color="#555555"))
+
+
+def episode_figure(query: str = "Janet's ducks lay 16 eggs per day. She eats three ... How much does she make "
+                                "every day at the farmers' market?",
+                   called: tuple[str, float, float, int, int, str] = ("gemini-1.5-flash", 0.075, 0.30, 180, 90, "18"),
+                   skipped: tuple[str, float, float] = ("o1-mini-2024-09-12", 3.00, 12.00),
+                   score: float = 1.0, lam: float = 10.0, K: float = 1.0, cost_max: float = 0.8,
+                   title: str = "One xRouter episode: the router LM prices its options, calls a model, "
+                                "selects the answer, and is paid for it") -> go.Figure:
+    """A diagram of one routing episode: query → router → priced tool calls → select_response → reward.
+
+    `called` = (model, USD per 1M input tokens, per 1M output tokens, input tokens, output tokens, its answer);
+    `skipped` = a dearer tool the router saw but did not call. The cost and reward are computed with
+    `xrouter_lite.reward` (the default prices are prices.csv's list prices).
+    """
+    from xrouter_lite.pool import tool_name
+    from xrouter_lite.reward import RewardConfig, reward
+
+    model, p_in, p_out, t_in, t_out, answer = called
+    usd = (t_in * p_in + t_out * p_out) / 1e6
+    r = reward(score, usd, RewardConfig(K=K, lam=lam, cost_max=cost_max))
+    s_model, s_in, s_out = skipped
+    s_usd = (t_in * s_in + 4 * t_out * s_out) / 1e6  # a reasoning model also bills hidden tokens (~4x here)
+    import textwrap
+
+    def price(p: float) -> str:
+        return f"${p:.2f}" if p >= 0.1 else f"${p:.3f}"
+
+    wrapped = "<br>".join(textwrap.wrap(query, 22, max_lines=6, placeholder=" ..."))
+    fig = go.Figure()
+    _box(fig, 0.0, 1.9, 1.6, 4.4, f"<b>query</b><br>{wrapped}", "#7f7f7f")
+    _box(fig, 2.4, 4.3, 1.6, 4.4, "<b>router LM</b><br>reads the query<br>and every tool's<br>tier and price;<br>"
+                                  "writes tool calls<br>(up to 3 turns)", "#1f77b4")
+    _box(fig, 4.9, 7.7, 3.3, 5.7, f"<b>{tool_name(model)}</b><br>{price(p_in)} in / {price(p_out)} out per 1M tokens<br>"
+                                  f"{t_in} + {t_out} tokens = <b>${usd:.6f}</b><br>answer: \"{answer}\"", "#2ca02c")
+    _box(fig, 4.9, 7.7, 0.3, 2.7, f"<b>{tool_name(s_model)}</b> (not called)<br>{price(s_in)} in / {price(s_out)} out "
+                                  f"per 1M tokens<br>would cost ~${s_usd:.4f}", "#bbbbbb", dash="dot",
+         font_color="#888888")
+    _box(fig, 8.3, 10.0, 1.6, 4.4, f"<b>select_response</b><br>({tool_name(model)})<br><br>final answer:<br>"
+                                   f"\"{answer}\"", "#9467bd")
+    verdict = "correct" if score else "wrong"
+    _box(fig, 10.6, 12.6, 1.6, 4.4, f"<b>reward</b><br>score {score:g} ({verdict})<br>cost ${usd:.6f}<br>"
+                                    f"{score:g}·({K:g} − min({lam:g}·cost, {cost_max:g}))<br>= <b>{r:.4f}</b>",
+         "#d62728")
+    _arrow(fig, 1.9, 3.0, 2.4, 3.0)
+    _arrow(fig, 4.3, 3.4, 4.9, 4.5, "call")
+    _arrow(fig, 7.7, 4.5, 8.3, 3.4, "answer")
+    _arrow(fig, 10.0, 3.0, 10.6, 3.0)
+    fig.add_annotation(x=6.3, y=-0.25, showarrow=False, font=dict(size=11, color="#555555"),
+                       text="a wrong or invalid ending earns 0 whatever it cost; a correct one earns K minus its "
+                            "capped price")
+    fig.update_xaxes(visible=False, range=[-0.1, 12.7])
+    fig.update_yaxes(visible=False, range=[-0.6, 6.0])
+    fig.update_layout(title=title, template="plotly_white", height=380, margin=dict(l=10, r=10, t=60, b=10),
+                      showlegend=False)
+    return fig
+
+
+def reward_cost_figure(lams: Sequence[float] = (1, 10, 100, 1000), K: float = 1.0, cost_max: float = 0.8,
+                       cost_range: tuple[float, float] = (1e-5, 1e-1), marks: Mapping[str, float] | None = None,
+                       title: str = "The reward of a correct answer against its cost, for several λ") -> go.Figure:
+    """score·(K − min(λ·cost, cost_max)) for a correct answer (score 1) against the episode's USD cost (log axis),
+    one line per λ, plus the 0 a wrong answer earns. `marks` ({label: USD}) draws typical costs as dotted lines."""
+    from xrouter_lite.reward import RewardConfig, reward_array
+
+    costs = np.logspace(np.log10(cost_range[0]), np.log10(cost_range[1]), 200)
+    fig = go.Figure()
+    for i, lam in enumerate(lams):
+        r = reward_array(np.ones_like(costs), costs, RewardConfig(K=K, lam=float(lam), cost_max=cost_max))
+        fig.add_trace(go.Scatter(x=costs, y=r, mode="lines", name=f"λ = {lam:g}",
+                                 line=dict(width=2.5, color=HULL_COLORS[i % len(HULL_COLORS)]),
+                                 hovertemplate=f"λ={lam:g}<br>$%{{x:.6f}}<br>reward %{{y:.4f}}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[costs[0], costs[-1]], y=[0, 0], mode="lines", name="wrong answer (any λ)",
+                             line=dict(color="#999999", dash="dash")))
+    for label, usd in (marks or {}).items():  # a trace, not a shape: shapes on log axes disagree on units
+        fig.add_trace(go.Scatter(x=[usd, usd], y=[0, K], mode="lines+text", text=["", label], name=label,
+                                 textposition="top center", showlegend=False, hoverinfo="skip",
+                                 line=dict(color="#bbbbbb", dash="dot", width=1), textfont=dict(size=10)))
+    fig.update_xaxes(type="log", exponentformat="none", title_text="USD cost of the episode (log scale)")
+    fig.update_yaxes(title_text="reward", range=[-0.05, K + 0.12])
+    fig.update_layout(title=title, template="plotly_white", height=420)
+    return fig

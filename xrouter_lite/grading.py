@@ -17,19 +17,32 @@ extracted answer alone, under a timeout.
     'C'
     >>> grade("mmlu-pro", "I am not sure.", "C")
     0
+
+A wrong or unreadable answer scores 0. A failure of the grader itself (an exception in its code, or
+math-verify running past MATH_VERIFY_TIMEOUT_S) also scores 0 but is *counted*, never silent:
+`grade(..., on_error="raise")` raises a `GraderError` instead, `grader_errors()` returns the counts
+of this process, and inside a run (`$XROUTER_LITE_RUN_DIR`) each one is appended to
+`artifacts/grader_errors.jsonl`, which the runner sums into `summary.json`.
 """
 
 from __future__ import annotations
 
 import ast
+import atexit
+import functools
 import json
 import logging
 import math
+import os
+import queue
 import re
+import subprocess
+import sys
 import threading
 import warnings
+from collections import Counter
 from fractions import Fraction
-from functools import lru_cache
+from pathlib import Path
 
 TASKS = ("gsm", "math-l5", "crux", "mmlu-pro")
 TAIL_CHARS = 64_000  # ZeroEval answers sit at the end; the longest recorded output is ~22k chars
@@ -37,9 +50,79 @@ HEAD_CHARS = 100_000  # MMLU-Pro answers come first ("The answer is (X)"); runaw
 MAX_ANSWER_CHARS = 2_000  # longer extracted answers are garbage; ast is superlinear in nesting
 MAX_MATH_CHARS = 300  # longest answer math-verify sees: its LaTeX parser takes ~0.1 s per short answer
 MAX_JSON_STARTS = 50  # JSON objects tried per output, last first; bounds adversarial input
-MATH_VERIFY_TIMEOUT_S = 2  # per math-verify parse/verify call (SIGALRM, so main thread only)
+# Wall seconds for one math-verify comparison (parse both sides + verify). It runs in a worker process that is
+# killed at the deadline, so the limit holds in any thread and even inside one long C call (`9^{9^{8}}` builds a
+# 41-million-digit integer). Legit answers take ~0.01-0.3 s; raise it only if a loaded machine counts timeouts.
+MATH_VERIFY_TIMEOUT_S = 4.0
+MATH_VERIFY_WORKERS = 2  # worker processes shared by this process's threads (~100 MB each: sympy)
+WORKER_START_TIMEOUT_S = 120.0  # importing sympy in a fresh process; generous for a loaded 2-core machine
 
+log = logging.getLogger(__name__)
 logging.getLogger("math_verify").setLevel(logging.ERROR)  # it warns on every timeout
+
+
+# ------------------------------------------------------------------ grader failures, counted
+class GraderError(Exception):
+    """The grader itself failed on an answer (`kind`: 'timeout' or 'exception'); not the same as a wrong answer."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"grader {kind}: {detail}")
+        self.kind, self.detail = kind, detail
+
+
+ERROR_LOG = "grader_errors.jsonl"  # inside a run's artifacts/: one JSON object per grader failure
+_errors: Counter = Counter()  # (task, who) -> failures in this process
+_error_examples: dict[tuple[str, str], list[str]] = {}
+_errors_lock = threading.Lock()
+
+
+def count_grader_error(task: str, who: str, err: GraderError, example: str = "") -> None:
+    """Count one grader failure of `task` for `who` (a model id, or 'final answer'); thread-safe.
+
+    The first failure per (task, who) is logged as a warning. Inside a notebook run ($XROUTER_LITE_RUN_DIR)
+    the failure is also appended to `artifacts/grader_errors.jsonl`, so the runner can put it in summary.json.
+    """
+    from xrouter_lite.profiles import RUNS_ENV
+
+    key = (task, who)
+    with _errors_lock:
+        first = key not in _errors
+        _errors[key] += 1
+        examples = _error_examples.setdefault(key, [])
+        if example and len(examples) < 3:
+            examples.append(example)
+        run_dir = os.environ.get(RUNS_ENV)
+        if run_dir:
+            try:
+                artifacts = Path(run_dir) / "artifacts"
+                artifacts.mkdir(parents=True, exist_ok=True)
+                with open(artifacts / ERROR_LOG, "a") as f:
+                    f.write(json.dumps({"task": task, "who": who, "kind": err.kind, "example": example,
+                                        "detail": err.detail[:200]}) + "\n")
+            except OSError as exc:  # the count in memory stays; say why the run will not see it
+                log.warning("could not record a grader error in %s: %s", run_dir, exc)
+    if first:
+        log.warning("grader %s on %s for %s%s (scored 0 and counted; see grading.grader_errors()): %s",
+                    err.kind, task, who, f" (e.g. {example})" if example else "", err.detail[:200])
+
+
+def grader_errors() -> dict[str, int]:
+    """Grader failures counted in this process so far, as {"task/who": count} (empty when none)."""
+    with _errors_lock:
+        return {f"{task}/{who}": n for (task, who), n in sorted(_errors.items())}
+
+
+def grader_error_examples() -> dict[str, list[str]]:
+    """Up to three example ids (queries) per counted "task/who", in the order they failed."""
+    with _errors_lock:
+        return {f"{task}/{who}": list(ex) for (task, who), ex in sorted(_error_examples.items())}
+
+
+def reset_grader_errors() -> None:
+    """Forget the counts (tests; a long-lived process that reports per batch)."""
+    with _errors_lock:
+        _errors.clear()
+        _error_examples.clear()
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -159,11 +242,25 @@ def _last_boxed(text: str) -> str | None:
 # ------------------------------------------------------------------------------- numbers
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?")
 _CURRENCY = re.compile(r"\\?[$€£¥₹]")  # $, \$ (LaTeX), €, £, ¥, ₹
-_UNIT_WORDS = re.compile(r"(?<=\d)\s*(?:[a-zA-Z][a-zA-Z./ ]*)$")  # "18 dollars", "5 km/h", "3 hours"
+# Unit words a stated number may carry ("18 dollars", "5 km/h", "10 square units", "90 degrees"). Only real
+# units, never a lone letter: "2x", "3i" and "4n" are expressions, not 2, 3 and 4 (MATH answers), and "5 m"
+# stays unread too. Spaces are optional because MATH answers are compared with whitespace removed ("10cm").
+UNIT_WORDS = (
+    "dollars?", "cents?", "euros?", "pounds?", "rupees?", "yuan", "yen", "percent", "per ?cent",
+    "mm", "cm", "km", "millimet(?:er|re)s?", "centimet(?:er|re)s?", "kilomet(?:er|re)s?", "met(?:er|re)s?",
+    "inch(?:es)?", "feet", "foot", "ft", "yards?", "yds?", "miles?", "mph", "kph",
+    "units?",  # and "square units", "sq units", "cubic units", "cm^2": see the prefix and power in _UNIT_SUFFIX
+    "seconds?", "secs?", "minutes?", "mins?", "hours?", "hrs?", "days?", "weeks?", "months?", "years?",
+    "degrees?", "radians?", "grams?", "kg", "kilograms?", "lbs?", "ounces?", "oz", "tons?",
+    "lit(?:er|re)s?", "ml", "gallons?", "quarts?", "pints?", "cups?")
+_UNIT = "(?:" + "|".join(UNIT_WORDS) + ")"
+_UNIT_SUFFIX = re.compile(
+    rf"(?<=[\d.])\s*(?:(?:square|sq\.?|cubic|cu\.?)\s*)?{_UNIT}(?:\^\{{?[23]\}}?|[²³])?"
+    rf"(?:\s*(?:/|per)\s*(?:{_UNIT}|h|s))?\.?$", re.IGNORECASE)  # after "/" a lone h or s is a unit (km/h, m/s)
 
 
 def _to_number(s: str) -> Fraction | None:
-    """A plain number (`$1,234.50`, `-7`, `45%`, `3/4`, `12 dollars`) as an exact Fraction, else None."""
+    """A plain number (`$1,234.50`, `-7`, `45%`, `3/4`, `12 dollars`) as an exact Fraction, else None (`2x`, `3i`)."""
     s = _CURRENCY.sub("", s.strip()).strip()
     s = re.sub(r"\\[,!; ]|\\text\{\s*\}", "", s)  # LaTeX spaces
     s = re.sub(r"^\\text\{(.*)\}$", r"\1", s)
@@ -171,8 +268,8 @@ def _to_number(s: str) -> Fraction | None:
     s = re.sub(r"(?<=\d)\{,\}(?=\d{3})", "", s)  # LaTeX 1{,}000
     s = s.replace("\\%", "%").rstrip(".").strip()
     s = re.sub(r"\s*%$", "", s)  # 45% -> 45: GSM8K golds drop the percent sign
-    s = re.sub(r"\\text\{[^{}]*\}$|\\(?:mbox|mathrm)\{[^{}]*\}$", "", s).strip()
-    s = _UNIT_WORDS.sub("", s).strip()
+    s = re.sub(r"\\(?:text|mbox|mathrm)\{([^{}]*)\}$", r" \1", s).strip()  # 18\text{ dollars}: a unit, if any
+    s = _UNIT_SUFFIX.sub("", s).strip()
     s = s.replace("\u2212", "-")
     if _NUMBER.fullmatch(s):
         return Fraction(s)
@@ -197,42 +294,180 @@ def _could_be_number(latex: str) -> bool:
     return not re.search(r"[A-Za-z,;]", _MATH_NAMES.sub("", latex))
 
 
-# ----------------------------------------------------------------------- math-verify guard
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
+# ------------------------------------------------------------- math-verify under a hard deadline
+# math-verify's own timeouts use SIGALRM: the main thread only, and a signal cannot stop one long C call.
+# So every comparison runs in a worker process (one JSON line in, one answer line out) that is killed at
+# the deadline and restarted on the next call. Workers are shared by threads, up to MATH_VERIFY_WORKERS.
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
+# The child imports this very package (first on its path), never another copy found in its working directory.
+_WORKER_CODE = f"import sys; sys.path.insert(0, {_PACKAGE_PARENT!r}); " \
+               "from xrouter_lite.grading import _worker_main; _worker_main()"
 
 
-@lru_cache(maxsize=20_000)
-def _mv_parse(latex: str):
-    """math-verify's parse of `$latex$`, under a timeout when signals allow; [] on any failure."""
-    from math_verify import parse  # lazy: sympy takes a second to import
+def _worker_main() -> None:
+    """The worker process: read [gold, pred] JSON lines, answer '1' (equal), '0' (not) or 'E <error>'."""
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    from math_verify import parse, verify
 
-    timeout = MATH_VERIFY_TIMEOUT_S if _in_main_thread() else None
-    try:
-        return parse(f"${latex}$", parsing_timeout=timeout) or parse(latex, parsing_timeout=timeout)
-    except BaseException as exc:  # TimeoutException derives from BaseException
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
-        return []
+    @functools.lru_cache(maxsize=20_000)  # golds repeat across models, answers across tasks
+    def parsed(latex: str):
+        # No math-verify timeout here (it would be SIGALRM again): the parent's deadline kills us instead.
+        return parse(f"${latex}$", parsing_timeout=None) or parse(latex, parsing_timeout=None)
+
+    # math-verify imports its LaTeX parser and most of sympy on first use: pay that here, under the start
+    # timeout, not inside the first comparison's deadline.
+    verify(parsed("\\frac{1}{2}"), parsed("0.5"), timeout_seconds=None)
+    # Answers go to a private copy of stdout; anything a library prints lands on stderr, not in the protocol.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    out.write("ready\n")
+    out.flush()
+    for line in sys.stdin:
+        try:
+            gold, pred = json.loads(line)
+            g, p = parsed(gold), parsed(pred)
+            answer = "1" if g and p and verify(g, p, timeout_seconds=None) else "0"
+        except Exception as err:  # noqa: BLE001 - reported to the parent, which counts it
+            answer = "E " + f"{type(err).__name__}: {err}".replace("\n", " ")[:300]
+        out.write(answer + "\n")
+        out.flush()
 
 
-@lru_cache(maxsize=100_000)
+class _Worker:
+    """One math-verify worker process, owned by the process that started it."""
+
+    def __init__(self):
+        self.owner = os.getpid()
+        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER_CODE], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        # A reader thread turns the worker's answers into a queue, so waiting with a deadline works on every OS
+        # (select() cannot wait on pipes on Windows).
+        self._lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._pump, name="math-verify-reader", daemon=True).start()
+        if self._readline(WORKER_START_TIMEOUT_S) != "ready":
+            self.kill()
+            raise GraderError("exception", "the math-verify worker process did not start "
+                                           f"(is math-verify installed for {sys.executable}?)")
+
+    def _pump(self) -> None:
+        stdout = self.proc.stdout
+        try:
+            for raw in stdout:
+                self._lines.put(raw.decode("utf-8", "replace").rstrip("\n"))
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._lines.put(None)  # EOF: the worker exited or was killed
+            stdout.close()
+
+    def _readline(self, timeout: float) -> str | None:
+        """The worker's next line, or None at the deadline or when it died."""
+        try:
+            return self._lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def ask(self, gold: str, pred: str, timeout: float) -> str:
+        """'1', '0', 'T' (past the deadline: the worker is killed) or 'E <error>'."""
+        try:
+            self.proc.stdin.write((json.dumps([gold, pred]) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError as err:
+            self.kill()
+            return f"E math-verify worker gone ({err})"
+        answer = self._readline(timeout)
+        if answer is None:
+            dead = self.proc.poll() is not None
+            self.kill()
+            return f"E math-verify worker died (exit {self.proc.returncode})" if dead else "T"
+        return answer
+
+    def alive(self) -> bool:
+        return self.owner == os.getpid() and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.owner != os.getpid():
+            return  # a forked child never touches its parent's worker
+        try:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        try:
+            self.proc.stdin.close()  # stdout is closed by the reader thread when it sees the end
+        except OSError:
+            pass
+
+
+_idle: list[_Worker] = []
+_idle_lock = threading.Lock()
+_slots = threading.BoundedSemaphore(MATH_VERIFY_WORKERS)
+
+
+def _reset_after_fork() -> None:
+    """A forked child (data.py's grading processes) starts its own workers, never writes to its parent's."""
+    global _idle, _idle_lock, _slots
+    _idle, _idle_lock, _slots = [], threading.Lock(), threading.BoundedSemaphore(MATH_VERIFY_WORKERS)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere processes are spawned, never forked
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+@atexit.register
+def _stop_workers() -> None:
+    with _idle_lock:
+        for w in _idle:
+            w.kill()
+        _idle.clear()
+
+
+def _mv_compare(gold: str, pred: str) -> str:
+    """One comparison in a worker process under MATH_VERIFY_TIMEOUT_S: '1', '0', 'T' or 'E <error>'."""
+    with _slots:
+        with _idle_lock:
+            worker = _idle.pop() if _idle else None
+        try:
+            if worker is None or not worker.alive():
+                worker = _Worker()
+        except GraderError as err:
+            return "E " + err.detail
+        except OSError as err:
+            return f"E could not start a math-verify worker ({err})"
+        answer = worker.ask(gold, pred, MATH_VERIFY_TIMEOUT_S)
+        if worker.alive():
+            with _idle_lock:
+                _idle.append(worker)
+        return answer
+
+
+_outcomes: dict[tuple[str, str], str] = {}  # (gold, pred) -> '1' | '0' | 'T'
+MAX_CACHED_OUTCOMES = 100_000
+
+
+def _mv_outcome(gold: str, pred: str) -> str:
+    """`_mv_compare`, cached (answers repeat across models). A timeout is cached too, so an answer costs one
+    deadline however often it is graded (and still counts each time); a worker failure is not cached."""
+    outcome = _outcomes.get((gold, pred))
+    if outcome is None:
+        outcome = _mv_compare(gold, pred)
+        if not outcome.startswith("E"):
+            if len(_outcomes) >= MAX_CACHED_OUTCOMES:
+                _outcomes.clear()
+            _outcomes[(gold, pred)] = outcome
+    return outcome
+
+
 def _mv_equal(gold: str, pred: str) -> bool:
-    """math-verify equivalence of two short LaTeX answers (cached: answers repeat across models)."""
-    from math_verify import verify
-
+    """math-verify equivalence of two short LaTeX answers; GraderError on a timeout or a worker failure."""
     if len(pred) > MAX_MATH_CHARS or len(gold) > MAX_MATH_CHARS:
         return False
-    g, p = _mv_parse(gold), _mv_parse(pred)
-    if not g or not p:
-        return False
-    timeout = MATH_VERIFY_TIMEOUT_S if _in_main_thread() else None
-    try:
-        return bool(verify(g, p, timeout_seconds=timeout))
-    except BaseException as exc:
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
-        return False
+    outcome = _mv_outcome(gold, pred)
+    if outcome == "T":
+        raise GraderError("timeout", f"math-verify ran past {MATH_VERIFY_TIMEOUT_S:g} s on {pred[:80]!r}")
+    if outcome.startswith("E"):
+        raise GraderError("exception", outcome[2:])
+    return outcome == "1"
 
 
 # ---------------------------------------------------------------------------------- GSM8K
@@ -249,6 +484,7 @@ _CLOCK = re.compile(r"(\d{1,2}):00\s*(?:[ap]\.?\s*m\.?)?", re.IGNORECASE)  # "2:
 
 # Arithmetic between numbers or one-letter variables ("x + 18", "2 - 1"); not "is -7", "5 km/h", "$12/tile".
 _OPERAND_L, _OPERAND_R = r"(?:\d|\b[a-zA-Z]\b|\))", r"(?:\d|\b[a-zA-Z]\b|\()"
+_NUMBER_TIMES_LETTER = re.compile(r"\d[a-zA-Z](?![a-zA-Z])")  # "2x", "3i": a term with a variable, not a number
 _ARITHMETIC = re.compile(rf"{_OPERAND_L}\s*[+*/^×÷]\s*{_OPERAND_R}|{_OPERAND_L}\s+-\s+{_OPERAND_R}|\d-\d")
 
 
@@ -257,15 +493,15 @@ def _stated_number(pred: str) -> Fraction | None:
 
     Read in order: the whole answer as a number (`$1,234.50`, `45%`, `18 dollars`); the result of a
     computation chain (`20 * 40 = 800`); an on-the-hour time (`2:00 pm` -> 2); the answer's only
-    number (`John pays $31,800 per year`). Answers with several numbers (`5 hours and 30 minutes`)
-    or with arithmetic left undone (`x + 18`) are not read here.
+    number (`John pays $31,800 per year`). Answers with several numbers (`5 hours and 30 minutes`),
+    with arithmetic left undone (`x + 18`) or with a variable (`2x`) are not read here.
     """
     n = _to_number(pred)
     if n is None and "=" in pred:
         n = _to_number(pred.rsplit("=", 1)[1])
     if n is None and _CLOCK.fullmatch(pred.strip()):
         n = Fraction(int(_CLOCK.fullmatch(pred.strip()).group(1)))
-    if n is None and not _ARITHMETIC.search(pred):
+    if n is None and not _ARITHMETIC.search(pred) and not _NUMBER_TIMES_LETTER.search(pred):
         body = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", _CURRENCY.sub("", pred))
         numbers = _NUMBER.findall(body)
         n = Fraction(numbers[0]) if len(numbers) == 1 else None
@@ -309,7 +545,9 @@ def _normalise_latex(s: str) -> str:
 
 
 # A numeral in a base, -221_3 or 100100_b: the same digits with or without the subscript count as equal.
+# Only a numeral (digits, and capital digits such as A3_{11}) takes a base; x_1 is a variable, not x in base 1.
 _BASE_SUBSCRIPT = re.compile(r"_\{?(\d+|[a-z])\}?$")
+_NUMERAL_IN_BASE = re.compile(r"-?[0-9A-Z]*\d[0-9A-Z]*_\{?(?:\d+|[a-z])\}?")
 
 
 def math_answer(response) -> str | None:
@@ -330,7 +568,8 @@ def grade_math(response, gold) -> int:
     g, p = _normalise_latex(gold_s), _normalise_latex(pred)
     if g == p:
         return 1
-    g_base, p_base = _BASE_SUBSCRIPT.search(g), _BASE_SUBSCRIPT.search(p)
+    g_base = _NUMERAL_IN_BASE.fullmatch(g) and _BASE_SUBSCRIPT.search(g)
+    p_base = _NUMERAL_IN_BASE.fullmatch(p) and _BASE_SUBSCRIPT.search(p)
     if g_base or p_base:  # numerals in a base: math-verify would drop the base and read -221_3 as -221
         same_base = not (g_base and p_base) or g_base.group(1) == p_base.group(1)
         return int(same_base and _BASE_SUBSCRIPT.sub("", g) == _BASE_SUBSCRIPT.sub("", p))
@@ -485,15 +724,27 @@ def extract_answer(task: str, response) -> str | None:
         return None
 
 
-def grade(task: str, response, gold) -> int:
-    """1 if `response` answers `task` with `gold`, else 0; never raises on a response (ValueError: unknown task)."""
+def grade(task: str, response, gold, on_error: str = "count", who: str = "grade") -> int:
+    """1 if `response` answers `task` with `gold`, else 0; never raises on a response (ValueError: unknown task).
+
+    A failure of the grader itself (an exception in its code, math-verify past its deadline) scores 0 and is
+    counted under (task, `who`) (see `grader_errors`); `on_error="raise"` raises the GraderError instead.
+    """
     _check_task(task)
+    if on_error not in ("count", "raise"):
+        raise ValueError(f"on_error must be 'count' or 'raise', not {on_error!r}")
     if gold is None:
         return 0
     try:
         return _GRADERS[task](response, gold)
-    except Exception:
-        return 0
+    except GraderError as err:
+        error = err
+    except Exception as err:  # noqa: BLE001 - a bug in a grader: counted, never a silent 0
+        error = GraderError("exception", f"{type(err).__name__}: {err}")
+    if on_error == "raise":
+        raise error
+    count_grader_error(task, who, error)
+    return 0
 
 
 def grade_final(query, text, recorded: dict | None = None) -> float:
@@ -503,9 +754,14 @@ def grade_final(query, text, recorded: dict | None = None) -> float:
     Without one (RouterBench): `recorded` maps each recorded model response to that query to its
     recorded score; a final answer scores the score of the response it repeats verbatim (surrounding
     whitespace ignored), and 0.0 for anything else, including the router's own direct answers.
+    Never raises: a grader failure scores 0.0 and is counted under (task, "final answer") with the query id.
     """
     if query.gold is not None and query.task in _GRADERS:
-        return float(grade(query.task, text, query.gold))
+        try:
+            return float(grade(query.task, text, query.gold, on_error="raise"))
+        except GraderError as err:  # counted, never raised: one bad answer must not stop training
+            count_grader_error(query.task, "final answer", err, example=query.id)
+            return 0.0
     if not recorded:
         return 0.0
     key = _as_text(text).strip()

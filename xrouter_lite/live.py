@@ -28,7 +28,8 @@ With keys in the environment (`export OPENAI_API_KEY=...`):
     >>> from xrouter_lite.live import LivePool, load_pool_config
     >>> from xrouter_lite.cache import ResponseCache
     >>> from xrouter_lite.pool import Query
-    >>> specs = [s for s in load_pool_config("examples/pool.example.yaml") if s.provider == "openai"]  # doctest: +SKIP
+    >>> from xrouter_lite.profiles import example_pool_config
+    >>> specs = [s for s in load_pool_config(example_pool_config()) if s.provider == "openai"]  # doctest: +SKIP
     >>> pool = LivePool(specs, ResponseCache(".cache/responses.sqlite"), BudgetGuard(1.00))  # doctest: +SKIP
     >>> a = pool.call("gpt-4o-mini-2024-07-18", Query("demo/add/1", "live", "add", "What is 2+2?"))  # doctest: +SKIP
     >>> a.text, a.cached                                                              # doctest: +SKIP
@@ -36,7 +37,8 @@ With keys in the environment (`export OPENAI_API_KEY=...`):
 
 Record a pool into the tidy table (resumable: a rerun pays for nothing already answered):
 
-    python -m xrouter_lite record --pool examples/pool.example.yaml --tasks gsm,crux --n 20 --budget 2 \
+    python -m xrouter_lite example-pool --out pool.yaml   # then keep the models you have keys for
+    python -m xrouter_lite record --pool pool.yaml --tasks gsm,crux --n 20 --budget 2 \
         --out runs/live/pool.parquet
 """
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from xrouter_lite.errors import PriceError, UserError
 
 
 def tool_name(model_id: str) -> str:
@@ -65,11 +68,15 @@ class Answer:
     meta: dict = field(default_factory=dict, compare=False)
 
 
-class PoolError(KeyError):
+class PoolError(KeyError, UserError):
     """Unknown model or query; the message names which."""
 
     def __str__(self) -> str:  # KeyError would print the message quoted
         return str(self.args[0]) if self.args else ""
+
+
+class MissingPriceError(PoolError, ValueError):
+    """Models without a price; the message names them and shows the CSV row to add through --prices."""
 
 
 class Pool(ABC):
@@ -125,24 +132,105 @@ def _context_words(tokens: int) -> str:
     return f"{tokens // 1000 if tokens % 1000 == 0 else round(tokens / 1024)}K"
 
 
-def load_prices(path: str | Path | None = None) -> dict[str, ModelSpec]:
-    """Every priced model as a ModelSpec (tier from its price band; description never mentions accuracy)."""
-    path = Path(path) if path is not None else PRICES_CSV
-    rows = pd.read_csv(path)
-    need = {"model", "price_in", "price_out", "context", "provider", "family"}
-    if need - set(rows.columns):
-        raise ValueError(f"{path}: missing columns {sorted(need - set(rows.columns))}")
+PRICES_ENV = "XROUTER_LITE_PRICES"  # a CSV of your own prices, merged over the shipped table (CLI: --prices FILE)
+PRICE_COLUMNS = ("model", "price_in", "price_out")  # required in a user's file; the others are optional
+DEFAULT_CONTEXT = 8192  # context length of a user-priced model whose file gives none
+
+
+def missing_price_message(models) -> str:
+    """One line naming the unpriced models and the CSV row that adds each through --prices."""
+    models = sorted(set(models))
+    rows = " ".join(f'"{m},PRICE_IN,PRICE_OUT"' for m in models)
+    return (f"no price for model(s) {', '.join(map(repr, models))}: write a CSV with the header "
+            f'"model,price_in,price_out" and the row(s) {rows} (USD per 1M tokens), then pass it with '
+            f"--prices FILE or set ${PRICES_ENV}=FILE")
+
+
+def _price_rows(path: Path, required) -> list[dict]:
+    """The rows of one price CSV, every field checked; a PriceError naming the file and line of the first bad one."""
+    if not path.is_file():
+        raise PriceError(f"{path}: no such price file (given by --prices or ${PRICES_ENV})")
+    try:
+        rows = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise PriceError(f"{path}: not a readable CSV ({str(err).strip()})") from None
+    rows.columns = [str(c).strip() for c in rows.columns]
+    missing = [c for c in required if c not in rows.columns]
+    if missing:
+        raise PriceError(f"{path}: missing column(s) {missing}; the header needs at least {','.join(PRICE_COLUMNS)}")
+    out = []
+    for i, r in enumerate(rows.to_dict(orient="records")):
+        where = f"{path}: line {i + 2}"  # line 1 is the header
+        model = str(r.get("model", "")).strip()
+        if not model:
+            raise PriceError(f"{where}: empty model id")
+        row = {"model": model, "provider": str(r.get("provider") or "").strip() or "your price table",
+               "family": str(r.get("family") or "").strip() or model}
+        for col in ("price_in", "price_out"):
+            raw = str(r[col]).strip()
+            try:
+                value = float(raw)
+            except ValueError:
+                value = float("nan")
+            if not np.isfinite(value) or value < 0:
+                raise PriceError(f"{where} ({model}): {col} {raw!r} is not a number >= 0 (USD per 1M tokens)")
+            row[col] = value
+        raw = str(r.get("context") or "").strip()
+        try:
+            row["context"] = int(float(raw)) if raw else DEFAULT_CONTEXT
+        except ValueError:
+            row["context"] = 0
+        if row["context"] <= 0:
+            raise PriceError(f"{where} ({model}): context {raw!r} is not a positive number of tokens")
+        out.append(row)
+    return out
+
+
+def _specs(rows: list[dict], path: Path) -> dict[str, ModelSpec]:
+    """ModelSpecs from checked rows; a model listed twice in one file must have one price."""
     specs: dict[str, ModelSpec] = {}
-    for r in rows.itertuples(index=False):
-        tier, context = tier_of(r.price_in, r.price_out), int(r.context)
-        spec = ModelSpec(id=r.model, price_in=float(r.price_in), price_out=float(r.price_out), tier=tier,
-                         context=context,
-                         description=f"{r.family} by {r.provider}")  # tier, context, prices: protocol.describe
-        old = specs.get(r.model)
+    for r in rows:
+        tier = tier_of(r["price_in"], r["price_out"])
+        spec = ModelSpec(id=r["model"], price_in=r["price_in"], price_out=r["price_out"], tier=tier,
+                         context=r["context"],
+                         description=f"{r['family']} by {r['provider']}")  # tier, context, prices: protocol.describe
+        old = specs.get(r["model"])
         if old is not None and (old.price_in, old.price_out) != (spec.price_in, spec.price_out):
-            raise ValueError(f"{path}: {r.model} is listed twice with different prices")
-        specs[r.model] = spec
+            raise PriceError(f"{path}: {r['model']} is listed twice with different prices")
+        specs[r["model"]] = spec
     return specs
+
+
+def user_prices_path() -> Path | None:
+    """The user's price file from ${PRICES_ENV} (set by --prices), or None."""
+    chosen = os.environ.get(PRICES_ENV, "").strip()
+    return Path(chosen).expanduser() if chosen else None
+
+
+def load_prices(path: str | Path | None = None, extra: str | Path | None = None) -> dict[str, ModelSpec]:
+    """Every priced model as a ModelSpec (tier from its price band; description never mentions accuracy).
+
+    `path` is the base table (default: the shipped prices.csv). `extra` (default: ${PRICES_ENV} when `path` is
+    the default) is your own CSV, same columns, at least model,price_in,price_out: its rows replace or add
+    models. Every row is checked; a bad one raises a PriceError naming its file and line.
+    """
+    base = Path(path) if path is not None else PRICES_CSV
+    specs = _specs(_price_rows(base, ("model", "price_in", "price_out", "context", "provider", "family")), base)
+    extra = Path(extra) if extra is not None else user_prices_path() if path is None else None
+    if extra is not None:
+        specs.update(_specs(_price_rows(extra, PRICE_COLUMNS), extra))
+    return specs
+
+
+def prices_fingerprint() -> str:
+    """The user price file's path and contents (empty without one): part of every cache key that prices shape."""
+    extra = user_prices_path()
+    if extra is None:
+        return ""
+    try:
+        return f"{extra.resolve()}\n{extra.read_text(encoding='utf-8', errors='replace')}"
+    except OSError:
+        return str(extra)  # unreadable: load_prices will say so
 
 
 def sample_subpool(model_ids, rng, min_size: int = 2, max_size: int | None = None) -> list[str]:
@@ -177,7 +265,7 @@ class ReplayPool(Pool):
         model_ids = list(pd.unique(self.table["model"]))
         unpriced = [m for m in model_ids if m not in specs]
         if unpriced:
-            raise PoolError(f"no price for model(s) {unpriced}: add them to xrouter_lite/prices.csv")
+            raise MissingPriceError(missing_price_message(unpriced))
         self.models = [specs[m] for m in model_ids]
         self._specs = {m.id: m for m in self.models}
         # object dtype: hashing Python strings beats pyarrow's compute path ~10x for the small lookups routing does

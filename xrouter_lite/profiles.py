@@ -16,7 +16,12 @@ from pathlib import Path
 
 DATA_ENV = "XROUTER_LITE_DATA"  # where the recorded upstream files live (CI: ../shared/data)
 RUNS_ENV = "XROUTER_LITE_RUN_DIR"  # set by the notebook runner: where a notebook writes its artifacts
+RUNS_ROOT_ENV = "XROUTER_LITE_RUNS"  # the folder of run series (default <checkout>/runs; Colab: a Drive folder)
 CACHE_ENV = "XROUTER_LITE_CACHE"  # the tidy table's parquet cache and the baselines' embeddings
+OFFLINE_ENV = "XROUTER_LITE_OFFLINE"  # 1: never download the data (what the offline tests set)
+LATEST = "latest"  # runs/latest: the newest series (a symlink; a one-line pointer file where links fail)
+SOURCE_DIRS = ("zeroeval", "mmlu-pro", "routerbench")  # one folder per recorded source in a data directory
+PARTIAL = ".download-incomplete"  # left in a data directory while a download runs; gone when it completed
 
 
 @dataclass(frozen=True)
@@ -197,20 +202,6 @@ def get_profile(name: str, **overrides) -> Profile:
     return replace(PROFILES[name], **overrides) if overrides else PROFILES[name]
 
 
-def resolve_data_dir(path: str | os.PathLike | None = None) -> Path:
-    """The recorded-data directory: `path`, else $XROUTER_LITE_DATA; fails loudly if it is missing."""
-    chosen = path if path not in (None, "") else os.environ.get(DATA_ENV)
-    if not chosen:
-        raise FileNotFoundError(
-            f"no data directory given: pass one or set {DATA_ENV} (CI uses ../shared/data); "
-            "or fetch the upstream files with `python -m xrouter_lite download --data DIR`")
-    p = Path(chosen).expanduser().resolve()
-    if not p.is_dir():
-        raise FileNotFoundError(f"data directory {p} does not exist (from {'argument' if path else DATA_ENV}); "
-                                "fetch it with `python -m xrouter_lite download --data DIR`")
-    return p
-
-
 def checkout_root() -> Path | None:
     """The repository checkout we run in (the nearest folder up from here with pyproject.toml), if any."""
     here = Path.cwd().resolve()
@@ -224,13 +215,149 @@ def resolve_cache_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(chosen).expanduser().resolve() if chosen else (checkout_root() or Path.cwd()) / ".cache"
 
 
-def artifacts_dir(run_dir: str | os.PathLike | None = None, profile: str = "cpu") -> Path:
-    """Where a notebook writes what the next one reads: `<run dir>/artifacts`, created if needed.
 
-    The runner passes RUN_DIR; a notebook run alone (empty RUN_DIR) uses $XROUTER_LITE_RUN_DIR if set,
-    else `runs/standalone-<profile>` under the working directory, so it can still find earlier outputs.
+
+# ---------------------------------------------------------------- the recorded data
+class DataNotFound(FileNotFoundError):
+    """No recorded data anywhere we looked; the message (at most 3 lines) says where and the command to run."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython (a notebook) shows instead of a traceback: the message alone; the frames add nothing."""
+        return [f"DataNotFound: {self}"]
+
+
+def _holds_data(p: Path) -> bool:
+    """A folder with at least one source's folder in it, and no download left half-done."""
+    return p.is_dir() and any((p / s).is_dir() for s in SOURCE_DIRS) and not (p / PARTIAL).exists()
+
+
+def default_data_dir() -> Path:
+    """Where a download goes: `<checkout>/data/upstream`, or ~/.cache/xrouter_lite/data outside a checkout."""
+    root = checkout_root()
+    return root / "data" / "upstream" if root else Path.home() / ".cache" / "xrouter_lite" / "data"
+
+
+def data_candidates() -> list[Path]:
+    """Where the data is looked for when neither an argument nor $XROUTER_LITE_DATA names it, in order."""
+    root = checkout_root()
+    return [root.parent / "shared" / "data", default_data_dir()] if root else [default_data_dir()]
+
+
+def resolve_data_dir(path: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """The recorded-data directory: `path` → $XROUTER_LITE_DATA → ../shared/data beside the checkout →
+    data/upstream in the checkout → a download there (when `download` and the network allow).
+
+    Raises `DataNotFound` with a short message (where it looked, the one command to run) and no chained
+    traceback. A directory named by the argument or the variable must exist: it is never silently replaced.
     """
-    chosen = run_dir or os.environ.get(RUNS_ENV) or Path("runs") / f"standalone-{profile}"
-    p = Path(chosen).expanduser().resolve() / "artifacts"
+    for value, origin in ((path, "the argument"), (os.environ.get(DATA_ENV), f"${DATA_ENV}")):
+        if value not in (None, ""):
+            p = Path(value).expanduser().resolve()
+            if not p.is_dir():
+                raise DataNotFound(f"data directory {p} (from {origin}) does not exist; fetch it with "
+                                   f"`python -m xrouter_lite download --data {p}`")
+            return p
+    looked = [p.resolve() for p in data_candidates()]
+    found = next((p for p in looked if _holds_data(p)), None)
+    if found:
+        return found
+    target = default_data_dir().resolve()
+    if not download:
+        why = "download not attempted"
+    elif os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+        why = f"download skipped (${OFFLINE_ENV} is set)"
+    else:
+        from xrouter_lite.data import download as fetch  # data imports this module: import here
+
+        try:
+            fetch(target)
+            return target
+        except Exception as exc:  # no network, a proxy, a moved file: one line, not urllib's traceback
+            why = f"download failed ({' '.join(str(exc).split())[:200]})"
+    raise DataNotFound(
+        f"no recorded data: ${DATA_ENV} is unset and none in {', '.join(map(str, looked))}; {why}.\n"
+        f"Run `python -m xrouter_lite download --data {target}` where there is network, "
+        f"or set {DATA_ENV} to a copy of the data.") from None
+
+
+# ---------------------------------------------------------------- run directories
+def runs_root() -> Path:
+    """The folder that holds the run series: $XROUTER_LITE_RUNS, else `<checkout>/runs`, else ./runs."""
+    chosen = os.environ.get(RUNS_ROOT_ENV)
+    return Path(chosen).expanduser().resolve() if chosen else (checkout_root() or Path.cwd()).resolve() / "runs"
+
+
+def latest_run(root: str | os.PathLike | None = None) -> Path | None:
+    """The run `<root>/latest` points at (symlink or pointer file), if it still exists."""
+    link = Path(root) if root else runs_root()
+    link = link / LATEST
+    if link.is_symlink() or link.is_dir():
+        target = link.resolve()
+    elif link.is_file():
+        target = link.parent / link.read_text().strip()
+    else:
+        return None
+    return target.resolve() if target.is_dir() else None
+
+
+def set_latest(run_dir: str | os.PathLike) -> Path:
+    """Point `<its parent>/latest` at `run_dir`: a relative symlink, replaced atomically; where the file system
+    refuses links (Windows without developer mode, some network and Drive mounts) a text file naming the folder."""
+    run_dir = Path(run_dir).resolve()
+    link = run_dir.parent / LATEST
+    tmp = run_dir.parent / f".{LATEST}.{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        os.symlink(run_dir.name, tmp, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        tmp.write_text(run_dir.name + "\n")
+        os.replace(tmp, link)
+    return link
+
+
+def new_run_dir(root: str | os.PathLike, profile: str, latest: bool = True) -> Path:
+    """A fresh `<root>/<profile>-<timestamp>` directory (never an existing one); `latest` then points at it."""
+    from datetime import datetime
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{profile}-{stamp}"
+    run_dir, n = base, 1
+    while True:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            break
+        except FileExistsError:  # two runs in the same second: suffix rather than overwrite
+            n += 1
+            run_dir = base.with_name(f"{base.name}-{n}")
+    if latest:
+        set_latest(run_dir)
+    return run_dir
+
+
+def resolve_run_dir(run_dir: str | os.PathLike | None = None, profile: str = "cpu") -> Path:
+    """The run a notebook reads and writes: `run_dir` → $XROUTER_LITE_RUN_DIR (set by the runner) → the newest
+    series (`runs/latest`, shared by `./run_tutorial.sh` and JupyterLab) → a new series that becomes the newest."""
+    chosen = run_dir or os.environ.get(RUNS_ENV)
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    return latest_run() or new_run_dir(runs_root(), profile).resolve()
+
+
+def artifacts_dir(run_dir: str | os.PathLike | None = None, profile: str = "cpu") -> Path:
+    """Where a notebook writes what the next one reads: `<run dir>/artifacts` (see `resolve_run_dir`), created.
+
+    The runner passes RUN_DIR; a notebook opened in JupyterLab (empty RUN_DIR) uses the newest series, so after
+    `./run_tutorial.sh` notebook 04 finds the routers that notebooks 02-03 trained.
+    """
+    p = resolve_run_dir(run_dir, profile) / "artifacts"
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def example_pool_config() -> Path:
+    """The example live-pool YAML shipped inside the package (copy it, keep the models you have keys for)."""
+    from importlib.resources import files
+
+    return Path(str(files("xrouter_lite") / "examples" / "pool.example.yaml"))

@@ -4,8 +4,11 @@
     python -m xrouter_lite notebooks --profile cpu        # the laptop default
 
 Each run writes `runs/<profile>-<timestamp>/`: the executed notebooks, `artifacts/` (what one notebook
-hands to the next), `notebooks.csv` (wall seconds and peak MB per notebook) and `summary.json`.
-Notebooks report evaluated routers with `record_router_results`, which the summary collects.
+hands to the next), `notebooks.csv` (wall seconds and peak MB per notebook) and `summary.json`; `runs/latest`
+then points at it, so notebooks opened in JupyterLab (empty RUN_DIR) continue that series.
+Notebooks report evaluated routers with `record_router_results`, which the summary collects; grader
+failures (`grader_errors`: {"task/model": n}) reach it by themselves, through files that `data.load_table`
+and `grading` write into `artifacts/` while $XROUTER_LITE_RUN_DIR is set.
 """
 
 from __future__ import annotations
@@ -18,10 +21,9 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
-from xrouter_lite.profiles import RUNS_ENV, get_profile
+from xrouter_lite.profiles import RUNS_ENV, get_profile, new_run_dir, resolve_data_dir, runs_root
 
 ROUTER_RESULTS = "router_results.jsonl"  # inside artifacts/: one JSON object per evaluated router
 
@@ -45,20 +47,6 @@ def list_notebooks(notebooks_dir: str | os.PathLike) -> list[Path]:
     """Notebooks named `NN_*.ipynb`, in numeric order."""
     found = [p for p in Path(notebooks_dir).glob("*.ipynb") if re.match(r"^\d+_", p.name)]
     return sorted(found, key=lambda p: (int(p.name.split("_", 1)[0]), p.name))
-
-
-def new_run_dir(runs_root: str | os.PathLike, profile: str) -> Path:
-    """A fresh `runs/<profile>-<timestamp>` directory; never reuses an existing one."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(runs_root) / f"{profile}-{stamp}"
-    run_dir, n = base, 1
-    while True:
-        try:
-            run_dir.mkdir(parents=True, exist_ok=False)
-            return run_dir
-        except FileExistsError:  # two runs in the same second: suffix rather than overwrite
-            n += 1
-            run_dir = base.with_name(f"{base.name}-{n}")
 
 
 class _PeakMemory:
@@ -107,10 +95,15 @@ def _describe_failure(notebook: Path, exc: Exception) -> str:
 
 
 def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
-                  runs_root: str | os.PathLike = "runs", data_dir: str | os.PathLike | None = None,
+                  runs: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
                   only: list[str] | None = None, progress: bool = True,
                   start_timeout: int = 120) -> Path:
-    """Run every notebook in numeric order into a new run dir; stop at the first failing notebook."""
+    """Run every notebook in numeric order into a new run dir under `runs` (default: `profiles.runs_root()`),
+    which `runs/latest` then points at; stop at the first failing notebook.
+
+    The data directory is resolved first (`profiles.resolve_data_dir`: it may download), so a missing one
+    fails in one short message before any kernel starts.
+    """
     import papermill as pm
     from tqdm.auto import tqdm
 
@@ -120,9 +113,9 @@ def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
         notebooks = [p for p in notebooks if any(p.name.startswith(o) for o in only)]
     if not notebooks:
         raise FileNotFoundError(f"no notebooks named NN_*.ipynb in {Path(notebooks_dir).resolve()}")
-    run_dir = new_run_dir(runs_root, profile).resolve()
+    data = str(resolve_data_dir(data_dir))
+    run_dir = new_run_dir(runs or runs_root(), profile).resolve()
     (run_dir / "artifacts").mkdir()
-    data = str(Path(data_dir).resolve()) if data_dir else os.environ.get("XROUTER_LITE_DATA", "")
     params = {"PROFILE": profile, "DATA_DIR": data, "RUN_DIR": str(run_dir)}
     os.environ[RUNS_ENV] = str(run_dir)  # kernels inherit it, so package helpers find the run too
 
@@ -169,6 +162,7 @@ def write_run_records(run_dir: Path, profile: dict, data_dir: str, results: list
         "notebooks": {r.notebook: {"status": r.status, "wall_s": r.wall_s, "peak_mb": r.peak_mb,
                                    **({"error": r.error} if r.error else {})} for r in results},
         "routers": read_router_results(run_dir / "artifacts"),
+        "grader_errors": read_grader_errors(run_dir / "artifacts"),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
@@ -190,6 +184,28 @@ def read_router_results(artifacts: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def read_grader_errors(artifacts: Path) -> dict[str, int]:
+    """Grader failures of a run as {"task/model": n}: the tables it loaded (built with failures) plus the answers
+    graded while it ran ("task/final answer" for router answers); {} when the grader never failed."""
+    from xrouter_lite.data import TABLE_ERRORS
+    from xrouter_lite.grading import ERROR_LOG
+
+    counts: dict[str, int] = {}
+    tables = artifacts / TABLE_ERRORS
+    if tables.is_file():
+        for per_source in json.loads(tables.read_text()).values():
+            for key, n in per_source.items():
+                counts[key] = counts.get(key, 0) + int(n)
+    log = artifacts / ERROR_LOG
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            if line.strip():
+                event = json.loads(line)
+                key = f"{event['task']}/{event['who']}"
+                counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def notebooks_command(args) -> int:
     """CLI: run the notebook series; exit 1 with the failure report if a notebook fails."""
     try:
@@ -197,6 +213,7 @@ def notebooks_command(args) -> int:
     except NotebookFailed as exc:
         print(f"FAILED {exc}", file=sys.stderr)
         return 1
-    print(f"all notebooks ran; results in {run_dir}")
+    print(f"all notebooks ran; results in {run_dir} (runs/latest points there)")
     print((run_dir / "notebooks.csv").read_text(), end="")
+    print("open them live: .venv/bin/jupyter lab notebooks/  (an empty RUN_DIR continues this run)")
     return 0

@@ -3,8 +3,8 @@
     >>> from xrouter_lite.whatif import eval_data               # doctest: +SKIP
     >>> from xrouter_lite.widgets import Explorer, explorer_view
     >>> ex = Explorer(eval_data(pool, train, test, lm_points=points), lam=30.0)   # doctest: +SKIP
-    >>> ex.widget                                                # doctest: +SKIP  (drag the lambda slider)
-    >>> explorer_view(data, lam=300.0, budget=1e-3).figures["plane"]   # doctest: +SKIP  (what a redraw shows)
+    >>> ex.widget                              # drag the lambda slider   # doctest: +SKIP
+    >>> explorer_view(data, lam=300.0, budget=1e-3).figures["plane"]   # what a redraw shows   # doctest: +SKIP
 
 Every callback is a plain function of the control values (`explorer_view`, `query_options`, `trace_view`),
 so tests call them directly; the widget only reads its controls, calls them and shows what they return.
@@ -173,6 +173,8 @@ class Explorer:
         from IPython import get_ipython
         from IPython.display import display
 
+        from xrouter_lite.notebook import interactive_renderer  # no PNG copy per live redraw
+
         if getattr(get_ipython(), "kernel", None) is None:
             return  # a plain Python process (a test, a script): `view` holds everything, nothing to draw into
         for name, out in self.outputs.items():
@@ -181,7 +183,7 @@ class Explorer:
                 if name == "table":
                     display(styled(self.view.table))
                 else:
-                    self.view.figures[name].show(renderer=self.renderer)
+                    self.view.figures[name].show(renderer=self.renderer or interactive_renderer())
 
     def show_trace(self) -> None:
         """Show the chosen query's trace at the current setting."""

@@ -1,8 +1,10 @@
 """Device check for the QLoRA path: build the tiny router, load it in 4-bit, time a few SFT steps, report peak memory.
 
-    python benchmarks/gpu_check.py                                  # any CUDA machine (Colab T4/L4, A100)
-    python benchmarks/gpu_check.py --device cpu --steps 3           # dry run on CPU (bitsandbytes' slow CPU kernels)
-    python benchmarks/gpu_check.py --model Qwen/Qwen2.5-0.5B-Instruct   # a Hub model instead (needs network)
+    python -m xrouter_lite gpu-check                                 # any CUDA machine (Colab T4/L4, A100)
+    python -m xrouter_lite gpu-check --device cpu --steps 3          # dry run on CPU (bitsandbytes' slow CPU kernels)
+    python -m xrouter_lite gpu-check --model Qwen/Qwen2.5-0.5B-Instruct   # a Hub model instead (needs network)
+
+Shipped inside the package, so it runs wherever the package is installed (Colab included).
 
 It prints one line per section and, with --json PATH, writes them as one JSON object.
 Sections run in order on one loaded model: `sft`, then `grpo` (a few steps of the gpu profile's GRPO settings:
@@ -16,18 +18,15 @@ import json
 import os
 import random
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from xrouter_lite.modeling import build_tiny_router, load_router, pick_device  # noqa: E402
-from xrouter_lite.pool import ModelSpec  # noqa: E402
-from xrouter_lite.protocol import router_messages, tool_schemas  # noqa: E402
+from xrouter_lite.modeling import build_tiny_router, load_router, pick_device
+from xrouter_lite.pool import ModelSpec
+from xrouter_lite.protocol import router_messages, tool_schemas
 
 # A small priced pool: realistic tool lists (the router's prompt is mostly these schemas) without any data files.
 POOL = [ModelSpec("gpt-4o-mini-2024-07-18", 0.15, 0.60, tier="budget"),
@@ -153,7 +152,7 @@ def grpo_steps(model, tokenizer, device: str, dtype: torch.dtype, steps: int, wo
 
 def main(argv: list[str] | None = None) -> dict:
     """Parse the flags, load the router in 4-bit (unless --no-4bit), run each section and print its result."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m xrouter_lite gpu-check", description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     p.add_argument("--model", default="tiny", help="'tiny' (built here, offline) or a Hub id / local checkpoint dir")
     p.add_argument("--steps", type=int, default=6, help="SFT steps; the first is warm-up and not timed")
@@ -163,6 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-4bit", action="store_true", help="load full precision (the CPU profile's path)")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # tokenizers' threads fight the trainer's on 2 cores
 
     device, dtype = pick_device() if args.device == "auto" else (args.device, pick_device(verbose=False)[1])
     if device == "cpu":
@@ -193,6 +193,11 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
+def gpu_check_command(args) -> int:
+    """CLI entry (`python -m xrouter_lite gpu-check [flags]`; __main__ hands the flags to `main`)."""
+    main([])
+    return 0
+
+
 if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # tokenizers' threads fight the trainer's on 2 cores
     main()
