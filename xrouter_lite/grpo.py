@@ -486,14 +486,15 @@ def train_grpo(model_or_path, tokenizer, rows: Sequence[GRPORow], pool: ReplayPo
                resume_from_checkpoint: str | bool | None = None, lam: float | None = None, seed: int = 0,
                info: dict | None = None, progress: bool = True, device: str | None = None,
                checkpoint_dir: str | os.PathLike | None = None, save: bool = True, grader=None,
-               callbacks: Sequence | None = None) -> pd.DataFrame:
+               callbacks: Sequence | None = None, config_overrides: dict | None = None) -> pd.DataFrame:
     """GRPO on `rows`; saves the router (LoRA merged when the base is not 4-bit) + router.json; the per-step log.
 
     `lora="settings"` takes the rank from `settings.lora_r` (0: full-parameter); `load_in_4bit` loads the base
     in NF4 (QLoRA; meant for a GPU, it also runs on CPU). Checkpoints go to `checkpoint_dir` (default
     `out_dir/checkpoints`) every `settings.save_steps`; `resume_from_checkpoint` (a checkpoint dir, or True for
     the latest) continues an interrupted run from there. `grader(query, text) -> score` defaults to the replay
-    pool's (`replay_grader`). The saved router.json keeps the starting checkpoint's (mode, max_turns, base,
+    pool's (`replay_grader`). `callbacks` are TRL/transformers callbacks (`progress.ProgressPrinter`);
+    `config_overrides` replaces fields of the GRPOConfig `grpo_config` builds (multi-GPU, vLLM: README). The saved router.json keeps the starting checkpoint's (mode, max_turns, base,
     source, ...), updated by `info`; without those keys the run is refused before it starts.
     """
     from datasets import Dataset
@@ -515,6 +516,10 @@ def train_grpo(model_or_path, tokenizer, rows: Sequence[GRPORow], pool: ReplayPo
     ckpt = Path(checkpoint_dir) if checkpoint_dir else out_dir / "checkpoints"
     reward_cfg = reward_config(settings, lam)
     args = grpo_config(settings, ckpt, device, dtype, seed, progress)
+    if config_overrides:  # e.g. {"use_vllm": True, "vllm_mode": "colocate", ...}: TRL's GRPOConfig fields, re-validated
+        from dataclasses import replace as replace_config
+
+        args = replace_config(args, **config_overrides)
     torch.manual_seed(seed)
     trainer = guided_trainer_class()(
         model=model, reward_funcs=[episode_reward], args=args, processing_class=tokenizer,

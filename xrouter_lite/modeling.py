@@ -265,7 +265,7 @@ def load_router(name_or_path: str | os.PathLike = DEFAULT_HUB_ROUTER, load_in_4b
     kwargs = {"dtype": dtype}
     if load_in_4bit:
         kwargs["quantization_config"] = _nf4_config(dtype)
-        kwargs["device_map"] = {"": 0 if device == "cuda" else "cpu"}  # bitsandbytes quantises while loading
+        kwargs["device_map"] = {"": _local_gpu() if device == "cuda" else "cpu"}  # bitsandbytes quantises while loading
     model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
     if not load_in_4bit:
         model.to(device)
@@ -285,6 +285,16 @@ def load_router(name_or_path: str | os.PathLike = DEFAULT_HUB_ROUTER, load_in_4b
             if p.requires_grad and p.dtype != torch.float32:  # and bf16 Adam updates lose small steps
                 p.data = p.data.float()
     return model, tokenizer
+
+
+def _local_gpu() -> int:
+    """This process's GPU: 0 alone, its local rank under `accelerate launch` (each process loads onto its own GPU)."""
+    try:
+        from accelerate import PartialState
+
+        return PartialState().local_process_index
+    except Exception:  # noqa: BLE001 - no accelerate state (a plain notebook): the first GPU
+        return 0
 
 
 def load_saved_router(path: str | os.PathLike, load_in_4bit: bool | None = None, device: str | None = None,
