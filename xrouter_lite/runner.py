@@ -97,7 +97,7 @@ def _describe_failure(notebook: Path, exc: Exception) -> str:
 def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
                   runs: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
                   only: list[str] | None = None, progress: bool = True,
-                  start_timeout: int = 120) -> Path:
+                  start_timeout: int = 120, source: str | None = None) -> Path:
     """Run every notebook in numeric order into a new run dir under `runs` (default: `profiles.runs_root()`),
     which `runs/latest` then points at; stop at the first failing notebook.
 
@@ -117,6 +117,8 @@ def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
     run_dir = new_run_dir(runs or runs_root(), profile).resolve()
     (run_dir / "artifacts").mkdir()
     params = {"PROFILE": profile, "DATA_DIR": data, "RUN_DIR": str(run_dir)}
+    if source:  # the recorded source notebooks 02-05 train, evaluate and serve on (notebook 01 reads them all)
+        params["SOURCE"] = source
     os.environ[RUNS_ENV] = str(run_dir)  # kernels inherit it, so package helpers find the run too
 
     results = [NotebookResult(p.name, "not run") for p in notebooks]
@@ -140,13 +142,32 @@ def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
         if failure:
             break
     bar.close()
-    write_run_records(run_dir, prof.to_dict(), data, results)
+    write_run_records(run_dir, prof.to_dict(), data, results, source)
     if failure:
         raise NotebookFailed(f"{failure}\n(executed copy with the traceback: {run_dir / nb.name})")
     return run_dir
 
 
-def write_run_records(run_dir: Path, profile: dict, data_dir: str, results: list[NotebookResult]) -> None:
+def git_commit() -> dict:
+    """The checkout's commit and whether it had uncommitted changes, for a run's provenance ({} outside git)."""
+    import subprocess
+
+    from xrouter_lite.profiles import checkout_root
+
+    root = checkout_root()
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if head.returncode != 0:
+        return {}
+    return {"git_commit": head.stdout.strip(), "git_dirty": bool(dirty.stdout.strip())}
+
+
+def write_run_records(run_dir: Path, profile: dict, data_dir: str, results: list[NotebookResult],
+                      source: str | None = None) -> None:
     """Write notebooks.csv and summary.json (the contents ARCHITECTURE.md specifies)."""
     with open(run_dir / "notebooks.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -158,6 +179,8 @@ def write_run_records(run_dir: Path, profile: dict, data_dir: str, results: list
         "profile_settings": profile,
         "seeds": [profile["seed"]],
         "data_dir": data_dir,
+        "source": source or "zeroeval",
+        **git_commit(),
         "python": sys.version.split()[0],
         "notebooks": {r.notebook: {"status": r.status, "wall_s": r.wall_s, "peak_mb": r.peak_mb,
                                    **({"error": r.error} if r.error else {})} for r in results},
@@ -209,7 +232,8 @@ def read_grader_errors(artifacts: Path) -> dict[str, int]:
 def notebooks_command(args) -> int:
     """CLI: run the notebook series; exit 1 with the failure report if a notebook fails."""
     try:
-        run_dir = run_notebooks(args.profile, args.notebooks, args.runs, args.data, only=args.only)
+        run_dir = run_notebooks(args.profile, args.notebooks, args.runs, args.data, only=args.only,
+                                source=getattr(args, "source", None))
     except NotebookFailed as exc:
         print(f"FAILED {exc}", file=sys.stderr)
         return 1
