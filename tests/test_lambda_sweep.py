@@ -91,10 +91,28 @@ def test_cost_falls_says_which_steps_are_shown(scripted, pool):
     assert steps[(10.0, 100.0)]["outcome"] == "beats" and steps[(100.0, 1000.0)]["outcome"] == "beats"
     assert steps[(10.0, 100.0)]["estimate"] == pytest.approx(1 - rows[2]["usd_per_query"] / rows[1]["usd_per_query"])
     assert out["monotone"] and out["overall"]["outcome"] == "beats"
-    assert out["text"].startswith("From λ=1 to λ=1000 the cost per query falls by") and "one standard error" in out["text"]
+    assert out["text"].startswith("From λ=1 to λ=1000 in its prompt the cost per query falls by") and "one standard error" in out["text"]
     # a sweep whose cost rises beyond noise is not monotone, and the sentence names the step
     flipped = {1.0: by_lam[1000.0], 10.0: by_lam[10.0]}
-    bad = E.cost_falls(flipped, n_boot=200)
+    bad = E.cost_falls(flipped, n_boot=200, name="the router")
+    assert bad["text"].startswith("From λ=1 to λ=10 in its prompt the cost per query of the router rises by")
     assert not bad["monotone"] and bad["steps"][0]["outcome"] == "below" and "λ=1→10" in bad["text"]
     with pytest.raises(ValueError, match="two λ"):
         E.cost_falls({1.0: by_lam[1.0]})
+
+
+def test_sweep_runs_a_real_checkpoint_told_each_lambda(pool, tmp_path):
+    """The real LMRouter path (an untrained tiny checkpoint): every episode's system prompt states its λ."""
+    import torch
+
+    from xrouter_lite.modeling import build_tiny_router, load_saved_router
+
+    torch.set_num_threads(1)
+    qs = pool.queries(split="test")[:3]
+    build_tiny_router([q.text for q in qs] * 4, tmp_path / "r", vocab_size=300, hidden_size=32, layers=1, heads=2)
+    model, tok = load_saved_router(tmp_path / "r", device="cpu")
+    by_lam, rows = E.lambda_sweep(model, tok, pool, qs, (5.0, 500.0), mode="simple", max_new_tokens=8,
+                                  progress=False, tool_result_chars=64, answer_notes=True)
+    for lam, eps in by_lam.items():
+        assert all(e.messages[0]["content"].endswith(f"\nCost weight: {lam:g} reward points per USD.") for e in eps)
+    assert [r["n"] for r in rows] == [3, 3]

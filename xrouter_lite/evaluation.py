@@ -168,14 +168,15 @@ def sweep_aiq(rows: Sequence[Mapping], c_max: float | None = None) -> float:
     return M.aiq([(r["usd_per_query"], r["accuracy"]) for r in rows], c_max)
 
 
-def cost_falls(by_lambda: Mapping[float, Sequence[Episode]], n_boot: int | None = None, seed: int = 0) -> dict:
+def cost_falls(by_lambda: Mapping[float, Sequence[Episode]], n_boot: int | None = None, seed: int = 0,
+               name: str = "") -> dict:
     """Does cost fall as the prompt's λ rises? Verdicts on the sweep's episodes (the same queries at every λ).
 
     Returns {"steps": [per step of λ: from_lambda, to_lambda, usd_from, usd_to, se (of the paired per-query cost
     difference), rises_beyond_se, and `verdicts.Verdict.to_dict()` of the share of cost saved, with its 95% paired
     bootstrap interval], "overall": the same verdict from the smallest to the largest λ, "monotone": no step's cost
-    rises by more than one standard error, "text": one sentence}. A step's saving is "beats" only when its interval
-    excludes 0 (`verdicts.verdict`).
+    rises by more than one standard error, "text": one sentence (about `name`'s cost, when given)}. A step's saving
+    is "beats" only when its interval excludes 0 (`verdicts.verdict`).
     """
     from xrouter_lite import verdicts as V
 
@@ -198,7 +199,9 @@ def cost_falls(by_lambda: Mapping[float, Sequence[Episode]], n_boot: int | None 
                       **saved(lo, hi).to_dict()})
     overall = saved(lams[0], lams[-1])
     rising = [f"λ={s['from_lambda']:g}→{s['to_lambda']:g}" for s in steps if s["rises_beyond_se"]]
-    text = V.moves(f"From λ={lams[0]:g} to λ={lams[-1]:g} the cost per query", overall, "falls", "rises")
+    whose = f" of {name}" if name else ""
+    text = V.moves(f"From λ={lams[0]:g} to λ={lams[-1]:g} in its prompt the cost per query{whose}", overall, "falls",
+                   "rises")
     text += ("; no step of λ raises it by more than one standard error" if not rising else
              f"; it rises by more than one standard error at {', '.join(rising)}")
     return {"steps": steps, "overall": overall.to_dict(), "monotone": not rising, "text": text + "."}
