@@ -522,7 +522,8 @@ def default_routers(w: WhatIf, baselines: Sequence[str] = ("knn", "mlp", "best m
 def reward_lambda_table(data: EvalData, lams: Sequence[float], budget: float | None = None,
                         allowed: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
                         routers: Sequence[str] | None = None) -> pd.DataFrame:
-    """Mean reward per router at each lambda (baselines re-decided at each; LM routers' decisions fixed)."""
+    """Mean reward per router at each lambda (baselines re-decided at each; LM routers' decisions fixed, except a
+    λ-conditioned router's: at each lambda it routes as it did told the nearest swept λ)."""
     frames = []
     for lam in lams:
         t = what_if(data, lam, budget, allowed, tasks, hulls=False).table
