@@ -178,7 +178,7 @@ def test_the_lambda_sweep_section_comes_from_the_summary_and_renders(tmp_path):
     for text in ("#### One checkpoint, a whole curve: the cost weight in the prompt (notebook 04)",
                  "SFT router (λ in prompt) (`router_sft`), told each cost weight in its prompt (λ = 1, 10, 1000",
                  "AIQ over the sweep 0.710; the MLP router's over its λ grid 0.640 (same queries, c_max $0.011000/query)",
-                 "Its AIQ is higher than the MLP's: beats: +7.0 points (95% interval +1.0 to +13.0)",
+                 "Its AIQ is higher than the MLP's: +7.0 points (95% interval +1.0 to +13.0).",
                  "From λ=1 to λ=1000 the cost per query falls by 90%.",
                  "| 1 | 20 | 0.900 | 0.010000 | 0.890 | 100.0% |  |",
                  "| 10 | 20 | 0.850 | 0.005000 | 0.840 | 100.0% | beats: +50% (95% interval +20 to +70) |",

@@ -375,7 +375,7 @@ def _sweep_block(sw: dict, prov: dict) -> list[str]:
     v = sw.get("aiq_vs_mlp")
     if v:
         said = {"beats": "higher than", "below": "lower than"}.get(v["outcome"], "not shown to differ from")
-        text += f" Its AIQ is {said} the MLP's: {_verdict_cell(v)}."
+        text += f" Its AIQ is {said} the MLP's: {v['text']}."
     falls = sw.get("cost_falls")
     if falls:
         text += f" {falls['text']}"
