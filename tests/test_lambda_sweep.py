@@ -116,3 +116,10 @@ def test_sweep_runs_a_real_checkpoint_told_each_lambda(pool, tmp_path):
     for lam, eps in by_lam.items():
         assert all(e.messages[0]["content"].endswith(f"\nCost weight: {lam:g} reward points per USD.") for e in eps)
     assert [r["n"] for r in rows] == [3, 3]
+
+
+def test_sweep_lambdas_follow_the_trained_grid():
+    grid = [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]
+    assert E.sweep_lambdas({"lambda_grid": grid[::-1]}) == grid  # what it was trained to read
+    assert E.sweep_lambdas({"lambda_grid": [1.0, 10.0, 100.0, 1000.0]}) == list(E.SWEEP_LAMBDAS)  # too few points
+    assert E.sweep_lambdas({}) == list(E.SWEEP_LAMBDAS)

@@ -205,3 +205,11 @@ def cost_falls(by_lambda: Mapping[float, Sequence[Episode]], n_boot: int | None 
     text += ("; no step of λ raises it by more than one standard error" if not rising else
              f"; it rises by more than one standard error at {', '.join(rising)}")
     return {"steps": steps, "overall": overall.to_dict(), "monotone": not rising, "text": text + "."}
+
+
+def sweep_lambdas(info: Mapping, at_least: int = 7) -> list[float]:
+    """The cost weights to sweep a λ-conditioned checkpoint over: its router.json `lambda_grid` (what it was trained
+    to read: a tiny router reads each grid value's cost line as one token, so values off the grid are unseen text)
+    when the grid has `at_least` values, else `SWEEP_LAMBDAS`."""
+    grid = sorted({float(x) for x in info.get("lambda_grid") or ()})
+    return grid if len(grid) >= at_least else list(SWEEP_LAMBDAS)
