@@ -331,3 +331,107 @@ def test_a_hull_from_the_free_point_is_drawn_as_a_chord_from_the_axis_edge():
     # mixing "answer nothing" with model a: accuracy 0.6 * cost / 0.001 along the chord, up to a itself
     assert list(hull.y[1:]) == pytest.approx([0.6 * x / 0.001 for x in hull.x[1:]])
     assert hull.x[-1] == pytest.approx(0.001) and hull.y[-1] == pytest.approx(0.6)
+
+
+# ---------------------------------------------------------------- a λ-conditioned router: one checkpoint, a whole curve
+SWEPT = (1.0, 10.0, 100.0, 1000.0)
+CONDITIONED = "GRPO router (λ in prompt)"
+
+
+def build_sweep_data():
+    """`build_data` plus a scripted λ-conditioned router swept over SWEPT: big up to λ=10, mid to 100, tiny above."""
+    from conditioned import by_lambda, price_ladder
+    from xrouter_lite.reward import RewardConfig
+    from xrouter_lite.whatif import lm_sweep
+
+    data, pool, test = build_data()
+    router = by_lambda(price_ladder("tiny", "mid", "big"))
+    qs = pool.queries(split="test")
+    episodes = {lam: run_episodes(router, qs, pool, mode="simple", reward_cfg=RewardConfig(lam=lam),
+                                  state_lambda=True, progress=False) for lam in SWEPT}
+    data.sweeps.append(lm_sweep(episodes, test, pool, CONDITIONED))
+    return data, pool, test, episodes
+
+
+@pytest.fixture(scope="module")
+def swept():
+    return build_sweep_data()
+
+
+def test_conditioned_router_is_replayed_at_the_nearest_swept_lambda(swept):
+    data, _, _, episodes = swept
+    col = {m: j for j, m in enumerate(data.models)}
+    for slider, want, model in ((0.1, 1.0, "big"), (4.0, 10.0, "big"), (40.0, 100.0, "mid"), (400.0, 1000.0, "tiny"),
+                                (1e4, 1000.0, "tiny")):
+        w = what_if(data, slider)
+        assert w.nearest == {CONDITIONED: want}, slider
+        run = w.runs[CONDITIONED]
+        assert {c for calls in run.calls for c in calls} == {col[model]}  # the episodes told the nearest λ
+        assert run.usd == pytest.approx([e.usd for e in episodes[want]])
+        row = w.table.set_index("router").loc[CONDITIONED]
+        assert row["lambda"] == want and row["kind"] == "router"
+        # its reward is the reward at the slider's λ of what it did when told the nearest swept λ
+        assert row["mean_reward"] == pytest.approx(
+            np.mean([e.score * (1 - min(slider * e.usd, 0.8)) for e in episodes[want]]))
+    # one hull over every swept point, AIQ with the setting's shared c_max
+    w = what_if(data, 30.0)
+    pts = [(np.mean([e.usd for e in episodes[lam]]), np.mean([e.score for e in episodes[lam]])) for lam in SWEPT]
+    assert w.aiq[CONDITIONED] == pytest.approx(M.aiq(pts, w.c_max))
+    assert set(w.hulls[CONDITIONED]) <= set(pts)
+    assert w.c_max == pytest.approx(max(c for pts in w.hulls.values() for c, _ in pts))
+
+
+def test_plane_and_trace_say_which_swept_lambda_is_shown(swept):
+    data = swept[0]
+    w = what_if(data, 40.0)
+    plane = explorer_plane_figure(w)
+    routers = next(t for t in plane.data if t.name == "router")
+    assert f"{CONDITIONED}, told λ=100" in routers.text
+    assert any(t.name.startswith(f"{CONDITIONED} hull (AIQ") for t in plane.data)
+    page = trace_html(data, w, 0)
+    assert "told λ=100 (the swept λ nearest to 40)" in page and "Cost weight" not in page.split("told")[0]
+
+
+def test_conditioned_router_without_the_neighbours_of_a_budget(swept):
+    """The budget guard and the pool picker apply to a conditioned router's replay as to any LM router's."""
+    data = swept[0]
+    w = what_if(data, 1.0, budget=0.005)  # told λ=1 it calls big, which the guard sends to tiny
+    run = w.runs[CONDITIONED]
+    assert run.remapped.all() and {c for calls in run.calls for c in calls} == {data.models.index("tiny")}
+
+
+def test_lambda_sweep_figure_draws_the_curve_beside_every_reference(swept):
+    from xrouter_lite.explore import lambda_sweep_figure
+
+    data, _, _, episodes = swept
+    w = what_if(data, 30.0)
+    rows = pd.DataFrame([{"lambda": lam, "usd_per_query": np.mean([e.usd for e in eps]),
+                          "accuracy": np.mean([e.score for e in eps])} for lam, eps in episodes.items()])
+    fig = lambda_sweep_figure(rows, w, CONDITIONED, aiq=w.aiq[CONDITIONED])
+    _check_labelled(fig)
+    d = fig.to_dict()
+    curve = next(t for t in d["data"] if t["name"].startswith(f"{CONDITIONED}, λ in its prompt"))
+    assert f"(AIQ {w.aiq[CONDITIONED]:.3f})" in curve["name"]
+    assert list(curve["text"]) == ["λ=1", "λ=10", "λ=100", "λ=1000"] and "lines" in curve["mode"]
+    assert list(curve["y"]) == pytest.approx(list(rows["accuracy"]))
+    names = [t["name"] for t in d["data"]]
+    for want in ("knn hull (AIQ", "zero router (single models) hull (AIQ"):
+        assert any(n.startswith(want) for n in names), (want, names)
+    markers = {n for t in d["data"] if t["name"] in ("router", "baseline", "oracle", "model") for n in t["text"]}
+    assert {"GRPO router (λ=30)", "GRPO router (λ=1)", "knn", "oracle", "big", "tiny"} <= markers
+    assert CONDITIONED not in markers  # the conditioned router is the curve, not one more marker
+
+
+def test_aiq_difference_is_paired_and_centred_on_the_difference(swept):
+    from xrouter_lite.whatif import aiq_difference
+
+    data = swept[0]
+    w = what_if(data, 30.0)
+    iv = aiq_difference(data, w, CONDITIONED, "knn", n_boot=300, seed=3)
+    assert iv.estimate == pytest.approx(w.aiq[CONDITIONED] - w.aiq["knn"])
+    assert iv.low <= iv.estimate <= iv.high and iv.n == len(data.queries) and iv.n_boot == 300
+    assert aiq_difference(data, w, CONDITIONED, "knn", n_boot=300, seed=3) == iv  # seeded
+    same = aiq_difference(data, w, "knn", "knn", n_boot=300, seed=3)  # paired: a family against itself is exactly 0
+    assert (same.low, same.estimate, same.high) == (0.0, 0.0, 0.0)
+    with pytest.raises(KeyError, match="no family"):
+        aiq_difference(data, w, "nope", "knn")

@@ -147,3 +147,59 @@ def test_baselines_seeds_and_extra_tables(tmp_path):
         R.seeds_section(old)
     with pytest.raises(R.ReportError, match="SOURCE=FILE"):
         R._pairs(["zeroeval"])
+
+
+def _sweep_section() -> dict:
+    def saved(est, low, high):  # a share of cost saved, as evaluation.cost_falls words it
+        return verdict(Interval(est, low, high, n=20, n_boot=2000), unit="%", digits=0).to_dict()
+
+    def step(lo, hi, est, low, high):
+        return {"from_lambda": lo, "to_lambda": hi, **saved(est, low, high)}
+
+    return {"router": "SFT router (λ in prompt)", "checkpoint": "router_sft", "split": "test", "source": "zeroeval",
+            "n": 20, "c_max": 0.011, "aiq": 0.71, "mlp_aiq": 0.64, "aiq_vs_mlp": _zero(0.07, 0.01, 0.13),
+            "cost_falls": {"overall": saved(0.9, 0.8, 0.95),
+                           "monotone": True, "text": "From λ=1 to λ=1000 the cost per query falls by 90%.",
+                           "steps": [step(1.0, 10.0, 0.5, 0.2, 0.7), step(10.0, 1000.0, 0.1, -0.1, 0.3)]},
+            "rows": [{"lambda": lam, "n": 20, "accuracy": acc, "usd_per_query": usd, "mean_reward": acc - 0.01,
+                      "valid_rate": 1.0, "model_share": {"a": 1.0}}
+                     for lam, acc, usd in ((1.0, 0.9, 0.01), (10.0, 0.85, 0.005), (1000.0, 0.6, 0.0001))]}
+
+
+def test_the_lambda_sweep_section_comes_from_the_summary_and_renders(tmp_path):
+    run = fake_run(tmp_path)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["lambda_sweep"] = _sweep_section()
+    (run / "summary.json").write_text(json.dumps(summary))
+    sw = R.collect(run)["lambda_sweep"]
+    assert [r["lambda"] for r in sw["rows"]] == [1.0, 10.0, 1000.0] and "model_share" not in sw["rows"][0]
+    assert (sw["aiq"], sw["mlp_aiq"], sw["c_max"]) == (0.71, 0.64, 0.011)
+    md = R.render(R.collect(run))
+    for text in ("#### One checkpoint, a whole curve: the cost weight in the prompt (notebook 04)",
+                 "SFT router (λ in prompt) (`router_sft`), told each cost weight in its prompt (λ = 1, 10, 1000",
+                 "AIQ over the sweep 0.710; the MLP router's over its λ grid 0.640 (same queries, c_max $0.011000/query)",
+                 "Its AIQ is higher than the MLP's: +7.0 points (95% interval +1.0 to +13.0).",
+                 "From λ=1 to λ=1000 the cost per query falls by 90%.",
+                 "| 1 | 20 | 0.900 | 0.010000 | 0.890 | 100.0% |  |",
+                 "| 10 | 20 | 0.850 | 0.005000 | 0.840 | 100.0% | beats: +50% (95% interval +20 to +70) |",
+                 "| 1000 | 20 | 0.600 | 0.000100 | 0.590 | 100.0% | not shown: +10% (95% interval -10 to +30) |"):
+        assert text in md, text
+
+
+def test_a_run_without_a_summary_section_still_reports_the_sweep_rows(tmp_path):
+    run = fake_run(tmp_path)
+    assert "lambda_sweep" not in R.collect(run)  # no conditioned router: no section, nothing rendered
+    rows = _sweep_section()["rows"]
+    (run / "artifacts" / "lambda_sweep.json").write_text(json.dumps(rows[::-1]))
+    sw = R.collect(run)["lambda_sweep"]
+    assert [r["lambda"] for r in sw["rows"]] == [1.0, 10.0, 1000.0] and "aiq" not in sw
+    assert "| 1000 | 20 | 0.600 |" in R.render(R.collect(run))
+    # a section kept by notebook 04 (runner.record_summary) counts even when summary.json predates it
+    from xrouter_lite.runner import record_summary
+
+    record_summary("lambda_sweep", _sweep_section(), run / "artifacts")
+    assert R.collect(run)["lambda_sweep"]["aiq"] == 0.71
+    (run / "artifacts" / "summary_sections" / "lambda_sweep.json").unlink()
+    (run / "artifacts" / "lambda_sweep.json").write_text(json.dumps({"lambda": 1}))
+    with pytest.raises(R.ReportError, match="list of"):
+        R.collect(run)

@@ -333,7 +333,8 @@ def test_cli_serves_a_router_checkpoint_from_a_run_dir(tmp_path):
     ckpt = tmp_path / "run" / "artifacts" / "router_sft"
     build_tiny_router([question(i) for i in range(20)] * 2, ckpt, vocab_size=300, hidden_size=32, layers=1, heads=2)
     (ckpt / "router.json").write_text(json.dumps({"mode": "simple", "max_turns": 3, "base": "tiny", "stage": "sft",
-                                                  "lambda": 3.0}))
+                                                  "lambda": 3.0, "lambda_in_prompt": True, "tool_result_chars": 64,
+                                                  "answer_notes": True}))
     table = tmp_path / "table.parquet"  # a tidy table file (e.g. a live recording) with models of prices.csv
     priced = {"cheap": "gemma-2-2b-it", "mid": "gpt-4o-mini-2024-07-18", "pricey": "gpt-4o-2024-08-06"}
     tidy_table().replace({"model": priced}).to_parquet(table)
@@ -343,8 +344,12 @@ def test_cli_serves_a_router_checkpoint_from_a_run_dir(tmp_path):
     with BackgroundServer(app_from_args(args)) as server:
         health = wait_for_health(server.url)
         client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=30)
-        meta = ask(client, question(4)).router_metadata
+        meta = ask(client, question(4), extra_body={"cost_weight": 100}).router_metadata
     assert (health["mode"], health["pool"], health["recorded_queries"]) == ("simple", "ReplayPool", 6)
+    # router.json's training settings reach the server: its default λ, told in the prompt, clipping, notes
+    assert (health["cost_weight"], health["cost_weight_in_prompt"], health["tool_result_chars"],
+            health["answer_notes"]) == (3.0, True, 64, True)
+    assert (meta["cost_weight"], meta["cost_weight_in_prompt"]) == (100.0, True)
     assert meta["mode"] == "simple" and meta["router_in_tokens"] > 0 and meta["strategy"] in (
         "direct", "called", "fell back")  # an untrained router: usually invalid, so the fallback answers
 
@@ -361,3 +366,131 @@ def test_cli_defaults_are_the_servers():
 
     args = build_parser().parse_args(["serve", "--router", "run", "--pool", "replay"])
     assert (args.timeout, args.model_name) == (DEFAULT_TIMEOUT_S, ROUTER_NAME)
+
+
+# ----------------------------------------------------------------------------- the cost preference per request
+
+def _ladder_router():
+    """A λ-conditioned scripted router: reads the cost weight in its system prompt (pricey up to 10, mid up to 100,
+    cheap above; pricey when no λ is stated), then selects the model it called."""
+    from conditioned import by_lambda, price_ladder
+
+    return by_lambda(price_ladder("cheap", "mid", "pricey"))
+
+
+def test_two_preferences_on_one_query_route_differently_and_are_reported(pool):
+    with serving(_ladder_router(), pool, cost_weight=10.0, state_lambda=True) as (server, client):
+        saver = ask(client, question(3), extra_body={"cost_weight": 1000})
+        spender = ask(client, question(3), extra_body={"cost_weight": 1})
+        middle = ask(client, question(3), extra_body={"cost_weight": 50.5})
+        default = ask(client, question(3))
+        health = wait_for_health(server.url)
+    assert saver.router_metadata["models_called"] == ["cheap"] and saver.choices[0].message.content == "cheap: 6"
+    assert spender.router_metadata["models_called"] == ["pricey"] and middle.router_metadata["models_called"] == ["mid"]
+    assert saver.router_metadata["total_usd"] < spender.router_metadata["total_usd"]
+    for r, lam in ((saver, 1000.0), (spender, 1.0), (middle, 50.5)):
+        m = r.router_metadata
+        assert (m["cost_weight"], m["cost_weight_source"], m["cost_weight_in_prompt"]) == (lam, "request", True)
+    m = default.router_metadata  # no field: the router's default (router.json's lambda)
+    assert (m["cost_weight"], m["cost_weight_source"], m["models_called"]) == (10.0, "default", ["pricey"])
+    assert (health["cost_weight"], health["cost_weight_in_prompt"]) == (10.0, True)
+
+
+def test_a_router_not_trained_with_a_stated_lambda_is_not_told_but_the_weight_is_reported(pool):
+    prompts = []
+
+    def router(messages, tools):
+        prompts.append(messages[0]["content"])
+        return _ladder_router()(messages, tools)
+
+    with serving(router, pool, cost_weight=3.0) as (_, client):
+        r = ask(client, question(2), extra_body={"cost_weight": 1000})
+    m = r.router_metadata
+    assert (m["cost_weight"], m["cost_weight_source"], m["cost_weight_in_prompt"]) == (1000.0, "request", False)
+    assert m["models_called"] == ["pricey"] and not any("Cost weight" in p for p in prompts)
+
+
+BAD_WEIGHTS = [(b'"cheap"', "a string"), (b"-1", "-1"), (b"NaN", "nan"), (b"Infinity", "inf"), (b"1e999", "inf"),
+               (b"true", "a boolean"), (b"[10]", "a list"), (b"{}", "an object")]
+
+
+@pytest.mark.parametrize("value,words", BAD_WEIGHTS)
+def test_a_bad_cost_weight_is_a_400_naming_the_field(pool, value, words):
+    body = (b'{"model": "xrouter-lite", "messages": [{"role": "user", "content": "' + question(1).encode()
+            + b'"}], "cost_weight": ' + value + b"}")
+    with serving(_ladder_router(), pool, state_lambda=True) as (server, client):
+        status, headers, reply = http(f"{server.base_url}/chat/completions", body)
+        assert ask(client, question(1), extra_body={"cost_weight": 0}).router_metadata["cost_weight"] == 0.0
+    err = reply["error"]
+    assert status == 400 and err["param"] == "cost_weight" and "'cost_weight' must be" in err["message"]
+    assert words in err["message"] and headers["x-should-retry"] == "false"
+
+
+def test_the_openai_client_sees_a_bad_cost_weight_as_a_bad_request(pool):
+    with serving(_ladder_router(), pool) as (_, client):
+        with pytest.raises(openai.BadRequestError, match="cost_weight") as e:
+            ask(client, question(1), extra_body={"cost_weight": -5})
+        assert ask(client, question(1), extra_body={"cost_weight": None}).router_metadata["cost_weight_source"] == "default"
+    assert e.value.body["param"] == "cost_weight"
+
+
+def test_tool_results_are_clipped_and_noted_as_the_router_was_trained():
+    """router.json's tool_result_chars and answer_notes reach the episode: the router reads what it trained on."""
+    reasoning = "Let me think about this carefully, step by step. " * 8
+    rows = [{"query_id": "zeroeval/gsm/t1", "source": "zeroeval", "task": "gsm", "category": "", "question": question(1),
+             "gold": "2", "model": m, "response": f'```json\n{{"reasoning": "{reasoning}", "answer": "2"}}\n```',
+             "correct": 1.0, "in_tokens": 20, "out_tokens": 60, "usd": (20 * s.price_in + 60 * s.price_out) / 1e6}
+            for m, s in SPECS.items()]
+    answers_pool = ReplayPool(pd.DataFrame(rows), SPECS)
+    seen = []
+
+    def two_then_select(messages, tools):
+        seen.append([m["content"] for m in messages if m["role"] == "tool"])
+        return call("cheap", "mid") if messages[-1]["role"] == "user" else select("mid")
+
+    with serving(two_then_select, answers_pool, tool_result_chars=40, answer_notes=True) as (server, client):
+        r = ask(client, question(1))
+        health = wait_for_health(server.url)
+    cheap, mid = seen[-1]
+    assert cheap.startswith("call_cheap answered:\n[...]") and len(cheap.split("\n", 1)[1]) == len("[...]") + 40
+    assert mid.endswith("\nSame final answer as call_cheap.")  # the runtime's answer check, as in training
+    assert r.choices[0].message.content == rows[1]["response"]  # select_response still returns it whole
+    assert (health["tool_result_chars"], health["answer_notes"]) == (40, True)
+    seen.clear()
+    with serving(two_then_select, answers_pool) as (_, client):  # defaults: 6,000 chars, no notes
+        ask(client, question(1))
+    assert "[...]" not in seen[-1][0] and "Same final answer" not in seen[-1][1]
+
+
+class CachedPool(Pool):
+    """Every answer is a cache hit: it reports the original call's cost but paid nothing (as LivePool does)."""
+
+    models = [SPECS["cheap"]]
+
+    def call(self, model, query, system_prompt=None, temperature=None):
+        from xrouter_lite.pool import Answer
+
+        return Answer("cheap: 4", 20, 10, 0.0005, cached=True, model=model, meta={"paid_usd": 0.0})
+
+
+def test_budgets_settle_what_was_paid_not_what_a_cache_hit_reports():
+    with serving(lambda m, t: call("cheap") if m[-1]["role"] == "user" else select("cheap"), CachedPool(),
+                 budget_usd=0.002) as (server, client):
+        metas = [ask(client, "How much is 2 + 2?").router_metadata for _ in range(10)]  # reported: 10 x $0.0005
+        health = wait_for_health(server.url)
+    assert all(m["total_usd"] == pytest.approx(0.0005) and m["calls"][0]["cached"] for m in metas)
+    assert health["budget"]["spent_usd"] == 0.0 and health["budget"]["remaining_usd"] == pytest.approx(0.002)
+
+
+def test_service_options_read_router_json():
+    from xrouter_lite.serve import DEFAULT_COST_WEIGHT, service_options
+
+    opts = service_options({"mode": "simple", "max_turns": 2, "lambda": 30.0, "lambda_in_prompt": True,
+                            "tool_result_chars": 64, "answer_notes": True})
+    assert opts == {"mode": "simple", "max_turns": 2, "cost_weight": 30.0, "state_lambda": True,
+                    "tool_result_chars": 64, "answer_notes": True}
+    old = service_options({"mode": "agent", "lambda": None})  # an untrained placeholder, or a router from before
+    assert (old["cost_weight"], old["state_lambda"], old["tool_result_chars"], old["answer_notes"]) == (
+        DEFAULT_COST_WEIGHT, False, None, False)
+    with pytest.raises(ValueError, match="cost weight"):
+        create_app(lambda m, t: "hi", ReplayPool(tidy_table(), SPECS), cost_weight=-1.0)

@@ -106,3 +106,27 @@ def test_headline_table_is_displayed_with_units(data):
     page = styled(explorer_view(data, 30.0).table).to_html()
     assert "%" in page  # savings in percent
     assert "oracle (upper bound)" in page
+
+
+def test_the_lambda_slider_drives_the_conditioned_router():
+    from test_explore import CONDITIONED, build_sweep_data
+    from xrouter_lite.widgets import nearest_note
+
+    data = build_sweep_data()[0]
+    ex = Explorer(data, lam=1.0)
+    at = {}
+    for lam in (1.0, 60.0, 1000.0):
+        ex.lam.value = lam
+        w = ex.view.what_if
+        at[lam] = _points(ex.view.figures["plane"], "router")[f"{CONDITIONED}, told λ={w.nearest[CONDITIONED]:g}"]
+        assert f"{CONDITIONED} is told λ={w.nearest[CONDITIONED]:g}" in ex.status.value
+    assert at[1.0][0] > at[60.0][0] > at[1000.0][0]  # cost falls as the slider's λ rises: its replay follows
+    assert "nearest to 30" in nearest_note(what_if_at(data, 30.0))
+    assert nearest_note(what_if_at(data, 10.0)) == f"{CONDITIONED} is told λ=10"  # a swept λ: no rounding to say
+    assert nearest_note(what_if_at(build_data()[0], 10.0)) == ""  # no conditioned router: nothing to say
+
+
+def what_if_at(data, lam):
+    from xrouter_lite.whatif import what_if
+
+    return what_if(data, lam, hulls=False)

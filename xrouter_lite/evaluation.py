@@ -13,20 +13,28 @@ model of the sample's pool, the share of direct answers, and a count of the inva
 
 Pass the `tool_result_chars` the router was trained with (`SFTSettings.tool_result_chars`): the episode
 runner then clips each model answer the router reads exactly as the traces did (`format_tool_result`).
+
+A λ-conditioned router (router.json `lambda_in_prompt`) reads its cost weight in its prompt, so one checkpoint has
+a whole cost-accuracy curve: `lambda_sweep` evaluates it once per λ (stated in the prompt, reward at that λ), and
+`sweep_aiq` turns the sweep's (cost, accuracy) points into one AIQ:
+
+    >>> by_lam, rows = lambda_sweep(model, tok, pool, queries, SWEEP_LAMBDAS, mode="agent",
+    ...                             tool_result_chars=64, answer_notes=True)             # doctest: +SKIP
+    >>> [(r["lambda"], r["usd_per_query"]) for r in rows]                                 # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from xrouter_lite import metrics as M
 from xrouter_lite.episode import Episode, run_episodes
 from xrouter_lite.pool import Pool, Query, sample_subpool
-from xrouter_lite.protocol import MAX_TOOL_RESULT_CHARS, parse_turn
+from xrouter_lite.protocol import MAX_TOOL_RESULT_CHARS, cost_line, parse_turn
 from xrouter_lite.reward import RewardConfig
 from xrouter_lite.subsets import spread  # noqa: F401  (re-exported: notebooks import it from here)
 
@@ -109,3 +117,99 @@ def evaluate_lm_router(model, tokenizer, pool: Pool, queries: Sequence[Query], m
     models = pool.models_for(queries[0].source) if queries else None
     row = episode_row(episodes, name, cfg.lam, models, c_max) | {"mode": mode, "guided": guided} | format_stats(episodes)
     return episodes, row
+
+
+# The prompt's cost weights a λ-conditioned checkpoint is swept over: 1 to 1000 reward points per USD, the range
+# the conditioned routers train on (1 = accuracy rules; 1000 = a $0.001 call costs a point of reward).
+SWEEP_LAMBDAS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
+SWEEP_COLUMNS = ("lambda", "n", "accuracy", "usd_per_query", "mean_reward", "valid_rate", "calls_per_query",
+                 "model_share")
+
+
+def sweep_row(episodes: Sequence[Episode], lam: float, models: Sequence[str] | None = None) -> dict:
+    """One λ of a sweep: {lambda, n, accuracy, usd_per_query, mean_reward, valid_rate, calls_per_query, model_share}."""
+    row = episode_row(episodes, "sweep", lam, models)
+    return {k: row[k] for k in SWEEP_COLUMNS}
+
+
+def lambda_sweep(model, tokenizer, pool: Pool, queries: Sequence[Query], lambdas: Sequence[float] = SWEEP_LAMBDAS,
+                 reuse: Mapping[float, Sequence[Episode]] | None = None,
+                 **evaluate_kwargs) -> tuple[dict[float, list[Episode]], list[dict]]:
+    """One λ-conditioned checkpoint at every cost weight in `lambdas`: ({λ: episodes}, one row per λ, λ ascending).
+
+    At each λ the router is told λ in its prompt (`state_lambda=True`) and its episodes are rewarded at λ; every
+    other keyword goes to `evaluate_lm_router` (mode, tool_result_chars, answer_notes, workers, max_turns, ...).
+    `reuse` {λ: episodes} skips the λ already evaluated on these queries (e.g. the headline λ).
+    """
+    lambdas = sorted({float(x) for x in lambdas})
+    if not lambdas:
+        raise ValueError("lambda_sweep needs at least one cost weight")
+    for lam in lambdas:
+        cost_line(lam)  # the same check as the prompt's: finite and >= 0, before any episode runs
+    for key in ("lam", "state_lambda", "reward_cfg"):
+        if key in evaluate_kwargs:
+            raise TypeError(f"lambda_sweep sets {key!r} itself (one value per λ)")
+    reuse = {float(k): list(v) for k, v in (reuse or {}).items()}
+    ids = [q.id for q in queries]
+    models = pool.models_for(queries[0].source) if queries else None
+    by_lambda, rows = {}, []
+    for lam in lambdas:
+        episodes = reuse.get(lam)
+        if episodes is None or [ep.query_id for ep in episodes] != ids:
+            episodes, _ = evaluate_lm_router(model, tokenizer, pool, queries, lam=lam, state_lambda=True,
+                                             **evaluate_kwargs)
+        by_lambda[lam] = episodes
+        rows.append(sweep_row(episodes, lam, models))
+    return by_lambda, rows
+
+
+def sweep_aiq(rows: Sequence[Mapping], c_max: float | None = None) -> float:
+    """AIQ of a sweep's (USD per query, accuracy) points: pass the c_max of the routers it is compared with."""
+    return M.aiq([(r["usd_per_query"], r["accuracy"]) for r in rows], c_max)
+
+
+def cost_falls(by_lambda: Mapping[float, Sequence[Episode]], n_boot: int | None = None, seed: int = 0,
+               name: str = "") -> dict:
+    """Does cost fall as the prompt's λ rises? Verdicts on the sweep's episodes (the same queries at every λ).
+
+    Returns {"steps": [per step of λ: from_lambda, to_lambda, usd_from, usd_to, se (of the paired per-query cost
+    difference), rises_beyond_se, and `verdicts.Verdict.to_dict()` of the share of cost saved, with its 95% paired
+    bootstrap interval], "overall": the same verdict from the smallest to the largest λ, "monotone": no step's cost
+    rises by more than one standard error, "text": one sentence (about `name`'s cost, when given)}. A step's saving
+    is "beats" only when its interval excludes 0 (`verdicts.verdict`).
+    """
+    from xrouter_lite import verdicts as V
+
+    lams = sorted(float(k) for k in by_lambda)
+    if len(lams) < 2:
+        raise ValueError("a sweep needs two λ at least to say whether cost falls")
+    ids = [ep.query_id for ep in by_lambda[lams[0]]]
+    usd = {lam: V.Outcomes.from_episodes(f"λ={lam:g}", by_lambda[lam], ids).usd for lam in lams}
+    n_boot = n_boot or V.N_BOOT
+
+    def saved(lo: float, hi: float):
+        return V.verdict(V.ratio_saved(usd[hi], usd[lo], n_boot, seed), unit="%", digits=0)
+
+    steps = []
+    for lo, hi in zip(lams, lams[1:]):
+        d = usd[hi] - usd[lo]
+        se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
+        steps.append({"from_lambda": lo, "to_lambda": hi, "usd_from": float(usd[lo].mean()),
+                      "usd_to": float(usd[hi].mean()), "se": se, "rises_beyond_se": bool(d.mean() > se + 1e-15),
+                      **saved(lo, hi).to_dict()})
+    overall = saved(lams[0], lams[-1])
+    rising = [f"λ={s['from_lambda']:g}→{s['to_lambda']:g}" for s in steps if s["rises_beyond_se"]]
+    whose = f" of {name}" if name else ""
+    text = V.moves(f"From λ={lams[0]:g} to λ={lams[-1]:g} in its prompt the cost per query{whose}", overall, "falls",
+                   "rises")
+    text += ("; no step of λ raises it by more than one standard error" if not rising else
+             f"; it rises by more than one standard error at {', '.join(rising)}")
+    return {"steps": steps, "overall": overall.to_dict(), "monotone": not rising, "text": text + "."}
+
+
+def sweep_lambdas(info: Mapping, at_least: int = 7) -> list[float]:
+    """The cost weights to sweep a λ-conditioned checkpoint over: its router.json `lambda_grid` (what it was trained
+    to read: a tiny router reads each grid value's cost line as one token, so values off the grid are unseen text)
+    when the grid has `at_least` values, else `SWEEP_LAMBDAS`."""
+    grid = sorted({float(x) for x in info.get("lambda_grid") or ()})
+    return grid if len(grid) >= at_least else list(SWEEP_LAMBDAS)

@@ -254,11 +254,21 @@ def setting_label(w: "WhatIf", lam: bool = True) -> str:
     return ", ".join(parts)
 
 
+def _plane_name(w: "WhatIf", name: str, kind: str) -> str:
+    """A marker's label: short model names; a λ-conditioned router says which swept λ it is replayed at."""
+    if kind == "model":
+        return short_name(name)
+    return f"{name}, told λ={w.nearest[name]:g}" if name in w.nearest else name
+
+
 def explorer_plane_figure(w: "WhatIf", title: str | None = None) -> go.Figure:
     """The cost-accuracy plane of one what-if setting: every router, single models, oracle, Pareto front,
-    the hull of every family with several operating points (AIQ in the legend) and the zero router."""
+    the hull of every family with several operating points (AIQ in the legend) and the zero router.
+
+    A λ-conditioned router's marker is its point at the swept λ nearest to the setting's (its label says which);
+    its hull runs through all its swept points."""
     t = w.table
-    points = pd.DataFrame({"name": [short_name(n) if k == "model" else n for n, k in zip(t["router"], t["kind"])],
+    points = pd.DataFrame({"name": [_plane_name(w, n, k) for n, k in zip(t["router"], t["kind"])],
                            "kind": t["kind"], "usd_per_query": t["usd_per_query"], "accuracy": t["accuracy"]})
     # A hull for every family with several operating points (LM checkpoints, learned routers' lambda grid,
     # the single models = the zero router); one-point baselines have their AIQ in the tables instead.
@@ -274,6 +284,44 @@ def explorer_plane_figure(w: "WhatIf", title: str | None = None) -> go.Figure:
             zero = trace.name.startswith("zero router")
             trace.line.color = KIND_STYLE["baseline"]["color"] if zero else next(palette, None)
             trace.line.dash = "dot" if zero else None
+    fig.update_yaxes(title_text="accuracy (share of queries answered correctly)", range=[0, 1.05])
+    return fig
+
+
+def lambda_sweep_figure(sweep: pd.DataFrame, w: "WhatIf", name: str, aiq: float | None = None,
+                        title: str | None = None) -> go.Figure:
+    """One λ-conditioned checkpoint's cost-accuracy curve over the prompt's λ (`sweep`: lambda, usd_per_query,
+    accuracy; one row per swept λ), beside the other routers of the setting `w`: routers trained at one λ each
+    (squares), the kNN and MLP hulls over their λ grids, the zero router (the single models' hull), single models
+    and the oracle. `aiq`: the sweep's AIQ, shown in its legend entry (computed with the setting's c_max)."""
+    t = w.table
+    others = t[(t["router"] != name) & ((t["kind"] == "router") | t["router"].isin(["knn", "mlp", "oracle"])
+                                        | (t["kind"] == "model"))]
+    points = pd.DataFrame({"name": [short_name(n) if k == "model" else n for n, k in zip(others["router"], others["kind"])],
+                           "kind": others["kind"], "usd_per_query": others["usd_per_query"],
+                           "accuracy": others["accuracy"]})
+    label = {"single models": "zero router (single models)"}
+    keep = [f for f in ("knn", "mlp", "single models") if f in w.hulls]
+    hulls = {label.get(f, f): w.hulls[f] for f in keep}
+    fig = cost_accuracy_figure(points, hulls, {label.get(f, f): w.aiq[f] for f in keep if f in w.aiq},
+                               show_pareto=False,
+                               title=title or f"One checkpoint, a whole curve: {name} told λ in its prompt")
+    palette = iter(HULL_COLORS[1:])
+    for trace in fig.data:
+        if " hull" in trace.name:
+            zero = trace.name.startswith("zero router")
+            trace.line.color = KIND_STYLE["baseline"]["color"] if zero else next(palette, None)
+            trace.line.dash = "dot" if zero else None
+    costs = pd.to_numeric(points["usd_per_query"], errors="coerce")
+    floor = float(costs[costs > 0].min()) / 2 if (costs > 0).any() else 1e-7
+    sweep = sweep.sort_values("lambda")
+    legend = f"{name}, λ in its prompt" + (f" (AIQ {aiq:.3f})" if aiq is not None else "")
+    fig.add_trace(go.Scatter(
+        x=_log_cost(sweep["usd_per_query"], floor).tolist(), y=sweep["accuracy"].astype(float).tolist(),
+        mode="lines+markers+text", name=legend,
+        text=[f"λ={v:g}" for v in sweep["lambda"]], textposition="bottom right", textfont=dict(size=9),
+        line=dict(color=KIND_STYLE["router"]["color"], width=2), marker=dict(symbol="square", size=9),
+        hovertemplate=name + " told %{text}<br>$%{x:.5f}/query<br>accuracy %{y:.3f}<extra></extra>"))
     fig.update_yaxes(title_text="accuracy (share of queries answered correctly)", range=[0, 1.05])
     return fig
 

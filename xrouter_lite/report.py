@@ -22,7 +22,12 @@ required, every other section is optional and rendered when present:
 - findings: [{notebook, split, kind, text, verdicts: {name: VERDICT}}] (the generated "What this run found");
 - seeds: {command, split, source, n, lambda, sft: ROW, rows: [ROW + seed + verdicts], shown: {check: count}};
 - baselines: [{source, split, lambda, command, file, sha1, n, reference, zero_aiq, rows: [ROW]}];
-- tables: [{title, command, split, source, lambda, note, rows: [ROW]}] (e.g. issue 14's unseen pool, MMLU-Pro).
+- tables: [{title, command, split, source, lambda, note, rows: [ROW]}] (e.g. issue 14's unseen pool, MMLU-Pro);
+- lambda_sweep: {router, checkpoint, split, source, n, c_max, aiq, mlp_aiq, aiq_vs_mlp: VERDICT, cost_falls:
+  {overall: VERDICT, monotone, text, steps: [{from_lambda, to_lambda, ...VERDICT}]}, rows: [{lambda, n, accuracy,
+  usd_per_query, mean_reward, valid_rate}]} (notebook 04: one λ-conditioned checkpoint told each λ in its prompt;
+  summary.json's `lambda_sweep` section, else artifacts/summary_sections/lambda_sweep.json, else only the rows of
+  artifacts/lambda_sweep.json).
 ROW = {router, n, accuracy, usd_per_query, mean_reward, lambda, split, and optionally source, kind, valid_rate,
 aiq, cost_saved_95, best_model_at_cost, best_model_accuracy, intervals: {name: VERDICT}}; VERDICT is
 `verdicts.Verdict.to_dict()`: {estimate, low, high, level, n, n_boot, outcome, text, unit, scale, line}.
@@ -136,6 +141,28 @@ def table_section(path: Path) -> dict:
         "file": path.name, "rows": [_row(r) for r in d["rows"]]}
 
 
+SWEEP_ROW = ("lambda", "n", "accuracy", "usd_per_query", "mean_reward", "valid_rate", "calls_per_query")
+SWEEP_KEYS = ("router", "checkpoint", "stage", "split", "source", "n", "c_max", "aiq", "mlp_aiq", "knn_aiq",
+              "zero_aiq", "aiq_vs_mlp", "cost_falls", "lambda_grid")
+
+
+def lambda_sweep_section(summary: dict, art: Path) -> dict | None:
+    """Notebook 04's sweep of one λ-conditioned checkpoint: its rows, its AIQ beside the MLP's, the cost verdicts."""
+    sec = summary.get("lambda_sweep")
+    if sec is None and (art / "summary_sections" / "lambda_sweep.json").is_file():
+        sec = _read_json(art / "summary_sections" / "lambda_sweep.json")
+    rows = sec.get("rows") if sec else None
+    if rows is None and (art / "lambda_sweep.json").is_file():
+        rows = _read_json(art / "lambda_sweep.json")
+    if not rows:
+        return None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "lambda" in r for r in rows):
+        raise ReportError(f"{art / 'lambda_sweep.json'}: expected a list of {{lambda, n, accuracy, usd_per_query, "
+                          "mean_reward}} rows")
+    return {k: sec[k] for k in SWEEP_KEYS if sec and k in sec} | {
+        "rows": [{k: r[k] for k in SWEEP_ROW if k in r} for r in sorted(rows, key=lambda r: r["lambda"])]}
+
+
 def collect(run_dir, baselines: dict[str, Path] | None = None, baselines_lambda: float = 3.0,
             seeds: Path | None = None, tables: list[Path] | None = None) -> dict:
     """Everything the results file holds, read from a finished run directory and the optional producer outputs."""
@@ -191,6 +218,9 @@ def collect(run_dir, baselines: dict[str, Path] | None = None, baselines_lambda:
         out["seeds"] = seeds_section(seeds)
     if baselines:
         out["baselines"] = [baseline_section(s, Path(p), baselines_lambda) for s, p in baselines.items()]
+    sweep = lambda_sweep_section(summary, art)
+    if sweep:
+        out["lambda_sweep"] = sweep
     table_files = list(tables or []) + sorted((art / "report_tables").glob("*.json"))
     if table_files:
         out["tables"] = [table_section(Path(t)) for t in table_files]
@@ -310,6 +340,10 @@ def render(results: dict) -> str:
                             _num(r.get("mean_reward"), "{:.3f}"), _num(r.get("aiq"), "{:.3f}"),
                             _pct(r.get("cost_saved_95"))] for r in b["rows"]])]
 
+    sw = results.get("lambda_sweep")
+    if sw:
+        out += _sweep_block(sw, prov)
+
     for t in results.get("tables", []):
         out += [f"#### {t['title']}",
                 f"From `{t['command']}`" + (f" ({t['split']} split)" if t.get("split") else "") + "."
@@ -323,6 +357,38 @@ def render(results: dict) -> str:
                           [[n["notebook"], str(n.get("status")), _num(n.get("wall_s"), "{:.0f}"),
                             _num(n.get("peak_mb"), "{:.0f}")] for n in nbs])]
     return "\n\n".join(out) + "\n"
+
+
+def _sweep_block(sw: dict, prov: dict) -> list[str]:
+    """The λ sweep of one conditioned checkpoint: its AIQ beside the MLP's, whether cost falls, one row per λ."""
+    rows = sw["rows"]
+    name = sw.get("router", "the λ-conditioned router")
+    where = f"{sw.get('source', '')} {sw.get('split', 'test')} split".strip()
+    lams = "λ = " + ", ".join(f"{r['lambda']:g}" for r in rows)
+    text = (f"From `{prov['run_command']}` (run `{prov['run']}`): one checkpoint, {name}"
+            + (f" (`{sw['checkpoint']}`)" if sw.get("checkpoint") else "")
+            + f", told each cost weight in its prompt ({lams} reward points per USD) and rewarded at it, on "
+              f"{_num(sw.get('n'), '{}')} {where} queries.")
+    if sw.get("aiq") is not None:
+        text += (f" AIQ over the sweep {sw['aiq']:.3f}; the MLP router's over its λ grid "
+                 f"{_num(sw.get('mlp_aiq'), '{:.3f}')} (same queries, c_max ${_num(sw.get('c_max'), '{:.6f}')}/query).")
+    v = sw.get("aiq_vs_mlp")
+    if v:
+        said = {"beats": "higher than", "below": "lower than"}.get(v["outcome"], "not shown to differ from")
+        text += f" Its AIQ is {said} the MLP's: {v['text']}."
+    falls = sw.get("cost_falls")
+    if falls:
+        text += f" {falls['text']}"
+    steps = {(s["from_lambda"], s["to_lambda"]): s for s in (falls or {}).get("steps", [])}
+    body = []
+    for prev, r in zip([None, *rows], rows):
+        step = steps.get((prev["lambda"], r["lambda"])) if prev else None
+        body.append([f"{r['lambda']:g}", _num(r.get("n"), "{}"), _num(r.get("accuracy"), "{:.3f}"),
+                     _num(r.get("usd_per_query"), "{:.6f}"), _num(r.get("mean_reward"), "{:.3f}"),
+                     _num(r.get("valid_rate"), "{:.1%}"), _verdict_cell(step) if step else ""])
+    return [f"#### One checkpoint, a whole curve: the cost weight in the prompt (notebook 04)", text,
+            _md_table(["λ in the prompt", "n", "accuracy", "USD/query", "reward at that λ", "valid episodes",
+                       "cost saved vs the previous λ"], body)]
 
 
 # ---------------------------------------------------------------- the README block

@@ -6,7 +6,8 @@
 Each run writes `runs/<profile>-<timestamp>/`: the executed notebooks, `artifacts/` (what one notebook
 hands to the next), `notebooks.csv` (wall seconds and peak MB per notebook) and `summary.json`; `runs/latest`
 then points at it, so notebooks opened in JupyterLab (empty RUN_DIR) continue that series.
-Notebooks report evaluated routers with `record_router_results`, which the summary collects; grader
+Notebooks report evaluated routers with `record_router_results`, which the summary collects, and whole sections
+(e.g. notebook 04's λ sweep of a conditioned router with its AIQ beside the MLP's) with `record_summary`; grader
 failures (`grader_errors`: {"task/model": n}) reach it by themselves, through files that `data.load_table`
 and `grading` write into `artifacts/` while $XROUTER_LITE_RUN_DIR is set.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 from xrouter_lite.profiles import RUNS_ENV, get_profile, new_run_dir, resolve_data_dir, runs_root
 
 ROUTER_RESULTS = "router_results.jsonl"  # inside artifacts/: one JSON object per evaluated router
+SUMMARY_SECTIONS = "summary_sections"  # inside artifacts/: one <name>.json per extra section of summary.json
 
 
 @dataclass
@@ -187,6 +189,8 @@ def write_run_records(run_dir: Path, profile: dict, data_dir: str, results: list
         "routers": read_router_results(run_dir / "artifacts"),
         "grader_errors": read_grader_errors(run_dir / "artifacts"),
     }
+    for name, value in read_summary_sections(run_dir / "artifacts").items():
+        summary.setdefault(name, value)  # a section never replaces what the runner itself measured
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
@@ -197,6 +201,23 @@ def record_router_results(rows: list[dict], artifacts: str | os.PathLike) -> Non
     with open(Path(artifacts) / ROUTER_RESULTS, "a") as f:
         for row in rows:
             f.write(json.dumps({k: row[k] for k in keep if k in row}, default=float) + "\n")
+
+
+def record_summary(name: str, value, artifacts: str | os.PathLike) -> Path:
+    """Keep `value` (JSON-ready) as the section `name` of the run's summary.json; a later call replaces it."""
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise ValueError(f"a summary section name is letters, digits and _, got {name!r}")
+    folder = Path(artifacts) / SUMMARY_SECTIONS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(value, indent=1, default=float) + "\n")
+    return path
+
+
+def read_summary_sections(artifacts: str | os.PathLike) -> dict:
+    """{name: value} of every section notebooks kept with `record_summary`."""
+    folder = Path(artifacts) / SUMMARY_SECTIONS
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
 
 
 def read_router_results(artifacts: Path) -> list[dict]:

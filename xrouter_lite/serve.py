@@ -27,6 +27,15 @@ In a notebook or a test the router is any `(messages, tools) -> str` callable an
     >>> r.choices[0].message.content, r.router_metadata["strategy"], r.router_metadata["models_called"]
     ('Done: small says hi', 'summarised', ['small'])
 
+The cost preference travels with each request: `cost_weight` (reward points one USD costs the router, λ; a number
+>= 0) in the request body, sent with the openai client as `extra_body={"cost_weight": 100}`. Higher means cheaper
+routing. A λ-conditioned router (router.json `lambda_in_prompt`) is told it in its prompt, exactly as it was trained
+(`protocol.cost_line`); any other router ignores it. Without the field the router's default applies (router.json's
+`lambda`). `router_metadata` reports `cost_weight`, where it came from (`cost_weight_source`: request or default)
+and whether the router was told it (`cost_weight_in_prompt`). A non-number, NaN, an infinity or a negative value is
+a 400 naming `cost_weight`. The episode clips the model answers the router reads and adds the runtime's answer notes
+as the router was trained (router.json `tool_result_chars`, `answer_notes`).
+
 What the server does with a request: the router routes the LAST user message (it was trained on single
 queries; earlier turns and client system prompts are not forwarded). With a replay pool that text must be
 a recorded question, exactly; the router's tools are the models recorded for it. `temperature`,
@@ -34,7 +43,8 @@ a recorded question, exactly; the router's tools are the models recorded for it.
 router episode (or a router that raises) falls back to `fallback` (default: the cheapest available model).
 Budgets: before an episode, the server's remaining USD must cover the most expensive plausible call of the
 query; during it, every call is held against the per-request and per-process caps and settled at its
-actual cost. Errors are OpenAI-shaped JSON (`{"error": {"message", "type", "param", "code"}}`) with
+actual cost: what was paid (a live pool's cache hit reports the original call's cost but pays nothing,
+`meta["paid_usd"]`). Errors are OpenAI-shaped JSON (`{"error": {"message", "type", "param", "code"}}`) with
 `x-should-retry: false`, since retrying a refused or failed episode would only spend again.
 """
 
@@ -60,7 +70,8 @@ from typing import Callable, Iterator, Sequence
 from xrouter_lite.episode import Episode, default_count_tokens, run_episode
 from xrouter_lite.live import IN_TOKEN_SAFETY, BudgetExceeded, BudgetGuard, LivePool
 from xrouter_lite.pool import Answer, Pool, PoolError, Query, ReplayPool, blended_price
-from xrouter_lite.protocol import system_prompt, tool_schemas
+from xrouter_lite.protocol import MAX_TOOL_RESULT_CHARS, cost_line, system_prompt, tool_schemas
+from xrouter_lite.reward import RewardConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +82,8 @@ DEFAULT_TIMEOUT_S = 60.0  # per request; raise it for slow live pools or a large
 DEFAULT_WORKERS = 32  # episodes running at once; LMRouter batches their generations together
 SYSTEM_PROMPT_ALLOWANCE = 256  # tokens the router may write as a system prompt, in the pre-episode estimate
 DEFAULT_MAX_TOKENS = 1024  # output tokens assumed by the cost bound of a pool with no estimate of its own
+DEFAULT_COST_WEIGHT = 10.0  # λ when neither the request nor router.json gives one (the profiles' training λ)
+COST_WEIGHT = "cost_weight"  # the request field: reward points per USD (λ); extra_body={"cost_weight": 100}
 ROUTER_DIRS = ("router_grpo", "router_sft")  # checkpoints the training notebooks write, preferred first
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _KEY_LIKE = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-]{8,}")  # provider keys an upstream error may echo back
@@ -120,6 +133,7 @@ class ChatRequest:
     text: str  # the last user message: the query the router routes
     stream: bool = False
     include_usage: bool = False  # stream_options.include_usage: a last chunk carries the usage
+    cost_weight: float | None = None  # the request's λ (reward points per USD); None: the server's default
 
 
 _MISSING = object()
@@ -145,7 +159,23 @@ def parse_request(body: bytes, model_name: str) -> ChatRequest:
     text = _last_user_text(req.get("messages", _MISSING))
     _check_options(req)
     options = req.get("stream_options") or {}
-    return ChatRequest(text, bool(req.get("stream", False)), bool(options.get("include_usage", False)))
+    return ChatRequest(text, bool(req.get("stream", False)), bool(options.get("include_usage", False)),
+                       _cost_weight(req.get(COST_WEIGHT)))
+
+
+def _cost_weight(value) -> float | None:
+    """The request's cost weight λ: a finite number >= 0 (null or absent: None, the default); else a 400."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ServeError(400, f"'{COST_WEIGHT}' must be a number (reward points per USD, >= 0), got "
+                              f"{_type_name(value)}", param=COST_WEIGHT)
+    try:
+        cost_line(float(value))  # the prompt's own check: finite and >= 0
+    except (ValueError, OverflowError):
+        raise ServeError(400, f"'{COST_WEIGHT}' must be a finite number >= 0 (reward points per USD), got {value!r}",
+                         param=COST_WEIGHT) from None
+    return float(value)
 
 
 def _check_model(model, model_name: str) -> None:
@@ -240,6 +270,11 @@ def call_bounds(pool: Pool, query: Query, models: Sequence[str], system_prompt: 
     return {s.id: (n_in * s.price_in + DEFAULT_MAX_TOKENS * s.price_out) / 1e6 for s in specs}
 
 
+def paid_usd(answer: Answer) -> float:
+    """What a call really cost: a live pool's cache hit reports the original call's `usd` but paid nothing."""
+    return float(answer.meta.get("paid_usd", answer.usd))
+
+
 class MeteredPool(Pool):
     """One request's view of the pool: each call is held against the request and server caps, then settled."""
 
@@ -271,7 +306,7 @@ class MeteredPool(Pool):
         finally:
             with self._lock:
                 self.pool_s += time.perf_counter() - start
-        self._settle(bound, reservation, answer.usd)
+        self._settle(bound, reservation, paid_usd(answer))
         return answer
 
     def _hold(self, model: str, bound: float) -> int | None:
@@ -334,6 +369,9 @@ class Outcome:
     router_s: float = 0.0
     pool_s: float = 0.0
     latency_s: float = 0.0
+    cost_weight: float = DEFAULT_COST_WEIGHT  # the λ this request was routed under
+    cost_weight_source: str = "default"  # request | default
+    cost_weight_in_prompt: bool = False  # the router was told it (a λ-conditioned router)
 
     @property
     def usd(self) -> float:
@@ -354,7 +392,8 @@ class Outcome:
                 "calls": self.calls, "router_in_tokens": ep.router_in_tokens,
                 "router_out_tokens": ep.router_out_tokens, "total_usd": self.usd,
                 "latency_s": round(self.latency_s, 4), "router_s": round(self.router_s, 4),
-                "pool_s": round(self.pool_s, 4)}
+                "pool_s": round(self.pool_s, 4), "cost_weight": self.cost_weight,
+                "cost_weight_source": self.cost_weight_source, "cost_weight_in_prompt": self.cost_weight_in_prompt}
 
 
 class RouterService:
@@ -363,8 +402,13 @@ class RouterService:
     def __init__(self, router: Router, pool: Pool, *, model_name: str = ROUTER_NAME, mode: str = "agent",
                  max_turns: int = 3, fallback: str | None = None, budget_usd: float | None = None,
                  request_budget_usd: float | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 workers: int = DEFAULT_WORKERS) -> None:
+                 workers: int = DEFAULT_WORKERS, cost_weight: float | None = None, state_lambda: bool = False,
+                 tool_result_chars: int | None = None, answer_notes: bool = False) -> None:
         system_prompt(mode, max_turns)  # validates both
+        cost_weight = DEFAULT_COST_WEIGHT if cost_weight is None else float(cost_weight)
+        cost_line(cost_weight)  # a bad default fails at start: finite and >= 0
+        if tool_result_chars is not None and tool_result_chars < 1:
+            raise ValueError(f"tool_result_chars must be >= 1 (or None: {MAX_TOOL_RESULT_CHARS}), got {tool_result_chars}")
         for name, cap in (("budget_usd", budget_usd), ("request_budget_usd", request_budget_usd)):
             if cap is not None and not cap >= 0:
                 raise ValueError(f"{name} must be a number >= 0 (USD) or None, got {cap!r}")
@@ -374,6 +418,10 @@ class RouterService:
         self.router, self.pool, self.model_name = router, pool, model_name
         self.mode, self.max_turns, self.fallback = mode, max_turns, fallback
         self.request_cap, self.timeout_s = request_budget_usd, timeout_s
+        # how the router was trained (router.json): told λ in its prompt, tool results clipped, answer notes
+        self.cost_weight, self.state_lambda = cost_weight, bool(state_lambda)
+        self.tool_result_chars = tool_result_chars or MAX_TOOL_RESULT_CHARS
+        self.answer_notes = bool(answer_notes)
         self.guard = BudgetGuard(budget_usd) if budget_usd is not None else None
         self.index = replay_index(pool) if isinstance(pool, ReplayPool) else None
         self.count_tokens = default_count_tokens()
@@ -426,18 +474,22 @@ class RouterService:
                                  code="budget_exhausted", kind="insufficient_quota")
         return allowed
 
-    def answer(self, text: str) -> Outcome:
-        """Route one query: the episode's answer, or the fallback model's when the episode ends invalid."""
+    def answer(self, text: str, cost_weight: float | None = None) -> Outcome:
+        """Route one query under the cost weight λ (None: the default): the episode's answer, or the fallback
+        model's when the episode ends invalid."""
         start = time.perf_counter()
         query = self.resolve(text)
         available = self.available(query)
         allowed = self.precheck(query, available)
+        lam, source = (self.cost_weight, "default") if cost_weight is None else (float(cost_weight), "request")
         meter, router = MeteredPool(self.pool, self.request_cap, self.guard), _TimedRouter(self.router)
         try:
-            ep = run_episode(router, query, meter, allowed, self.mode, self.max_turns, grader=_no_grade,
-                             count_tokens=self.count_tokens)
+            ep = run_episode(router, query, meter, allowed, self.mode, self.max_turns, reward_cfg=RewardConfig(lam=lam),
+                             grader=_no_grade, count_tokens=self.count_tokens, max_tool_chars=self.tool_result_chars,
+                             answer_notes=self.answer_notes, state_lambda=self.state_lambda)
             calls = [self._call_record(c.model, c.turn, c, c.error) for c in ep.calls]
-            out = Outcome(query, ep, ep.final or "", ep.ending, calls)  # an invalid ending is replaced by "fell back"
+            out = Outcome(query, ep, ep.final or "", ep.ending, calls,  # an invalid ending is replaced by "fell back"
+                          cost_weight=lam, cost_weight_source=source, cost_weight_in_prompt=self.state_lambda)
             if router.error:
                 ep.invalid_reason = f"router error: {router.error}"
                 log.warning("router raised on %s: %s", query.id, redact(router.error, self.secrets))
@@ -472,9 +524,9 @@ class RouterService:
                 "usd": c.usd, "cached": c.cached, "error": redact(error, self.secrets), "fallback": fallback}
 
     # -- the async side
-    async def run(self, text: str) -> Outcome:
+    async def run(self, text: str, cost_weight: float | None = None) -> Outcome:
         """`answer` in the worker pool (the event loop stays free), bounded by the request timeout."""
-        future = asyncio.get_running_loop().run_in_executor(self.executor, self.answer, text)
+        future = asyncio.get_running_loop().run_in_executor(self.executor, self.answer, text, cost_weight)
         try:
             return await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError:
@@ -495,6 +547,8 @@ class RouterService:
         if self.guard is not None:
             budget.update(cap_usd=self.guard.cap_usd, remaining_usd=round(max(self.guard.remaining, 0.0), 8))
         return {"status": "ok", "model": self.model_name, "mode": self.mode, "max_turns": self.max_turns,
+                "cost_weight": self.cost_weight, "cost_weight_in_prompt": self.state_lambda,
+                "tool_result_chars": self.tool_result_chars, "answer_notes": self.answer_notes,
                 "pool": type(self.pool).__name__, "pool_models": len(self.pool.models),
                 "recorded_queries": len(self.index) if self.index is not None else None,
                 "request_budget_usd": self.request_cap, "budget": budget, "requests": stats,
@@ -523,15 +577,21 @@ def replay_index(pool: ReplayPool) -> dict[str, Query]:
 def create_app(router: Router, pool: Pool, *, model_name: str = ROUTER_NAME, mode: str = "agent",
                max_turns: int = 3, fallback: str | None = None, budget_usd: float | None = None,
                request_budget_usd: float | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-               max_body_bytes: int = MAX_BODY_BYTES, workers: int = DEFAULT_WORKERS):
-    """The FastAPI app: POST /v1/chat/completions, GET /v1/models, GET /health (`app.state.service` holds the logic)."""
+               max_body_bytes: int = MAX_BODY_BYTES, workers: int = DEFAULT_WORKERS, cost_weight: float | None = None,
+               state_lambda: bool = False, tool_result_chars: int | None = None, answer_notes: bool = False):
+    """The FastAPI app: POST /v1/chat/completions, GET /v1/models, GET /health (`app.state.service` holds the logic).
+
+    Pass what router.json says of the router (`service_options(info)` does): `cost_weight` its default λ,
+    `state_lambda` its `lambda_in_prompt`, `tool_result_chars` and `answer_notes` as it was trained.
+    """
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException
 
     service = RouterService(router, pool, model_name=model_name, mode=mode, max_turns=max_turns, fallback=fallback,
                             budget_usd=budget_usd, request_budget_usd=request_budget_usd, timeout_s=timeout_s,
-                            workers=workers)
+                            workers=workers, cost_weight=cost_weight, state_lambda=state_lambda,
+                            tool_result_chars=tool_result_chars, answer_notes=answer_notes)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -565,7 +625,7 @@ def create_app(router: Router, pool: Pool, *, model_name: str = ROUTER_NAME, mod
     async def chat(request: Request):
         req = parse_request(await read_body(request, max_body_bytes), service.model_name)
         try:
-            out = await service.run(req.text)
+            out = await service.run(req.text, req.cost_weight)
         except ServeError:
             raise
         except Exception as e:  # a bug or a crashed pool: a 500 with a message, never a dead server
@@ -716,9 +776,21 @@ def find_router(path: str | os.PathLike) -> Path | None:
 
 
 def router_info(checkpoint: str | os.PathLike) -> dict:
-    """The checkpoint's router.json (mode, max_turns, base, stage, lambda), or {} when it has none."""
+    """The checkpoint's router.json (mode, max_turns, base, stage, lambda, lambda_in_prompt, tool_result_chars,
+    answer_notes, ...), or {} when it has none."""
     path = Path(checkpoint) / "router.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def service_options(info: dict) -> dict:
+    """`create_app` keywords from a router.json: mode, max_turns, and how the router was trained to read (its
+    default cost weight `lambda`, whether it is told λ, `tool_result_chars`, `answer_notes`)."""
+    lam = info.get("lambda")
+    return {"mode": info.get("mode", "agent"), "max_turns": info.get("max_turns", 3),
+            "cost_weight": DEFAULT_COST_WEIGHT if lam is None else float(lam),
+            "state_lambda": bool(info.get("lambda_in_prompt", False)),
+            "tool_result_chars": info.get("tool_result_chars") or None,
+            "answer_notes": bool(info.get("answer_notes", False))}
 
 
 def build_placeholder_router(pool: Pool, out_dir: str | os.PathLike, questions: Sequence[str] = (),
@@ -778,10 +850,16 @@ def app_from_args(args):
     model, tokenizer = load_saved_router(checkpoint, device=args.device)  # whole, or a 4-bit base + its adapter
     print(f"router: {checkpoint} ({info.get('stage', 'unknown stage')}); pool: {type(pool).__name__} of "
           f"{len(pool.models)} models", file=sys.stderr)
+    options = service_options(info)
+    options.update({k: v for k, v in (("mode", args.mode), ("max_turns", args.max_turns),
+                                      ("cost_weight", getattr(args, "cost_weight", None))) if v is not None})
+    told = "told λ in its prompt" if options["state_lambda"] else "not trained with a stated λ: cost_weight is reported only"
+    print(f"cost weight: {options['cost_weight']:g} per USD by default ({told}); tool results clipped to "
+          f"{options['tool_result_chars'] or MAX_TOOL_RESULT_CHARS} chars, answer notes "
+          f"{'on' if options['answer_notes'] else 'off'}", file=sys.stderr)
     return create_app(LMRouter(model, tokenizer, max_new_tokens=args.max_new_tokens), pool,
-                      model_name=args.model_name, mode=args.mode or info.get("mode", "agent"),
-                      max_turns=args.max_turns or info.get("max_turns", 3), fallback=args.fallback,
-                      budget_usd=args.budget_usd, request_budget_usd=args.request_budget_usd, timeout_s=args.timeout)
+                      model_name=args.model_name, fallback=args.fallback, budget_usd=args.budget_usd,
+                      request_budget_usd=args.request_budget_usd, timeout_s=args.timeout, **options)
 
 
 def serve_command(args) -> int:

@@ -7,6 +7,15 @@ milliseconds. The tables here feed `explore`'s figures; `write_headline` writes 
 
     >>> data = eval_data(pool, train, test, lm_points=[lm_point(episodes, test, pool, "GRPO router", 30.0)])  # doctest: +SKIP
     >>> what_if(data, lam=30.0, budget=1e-3, allowed=["gpt-4o-mini-2024-07-18", "o1-mini-2024-09-12"]).table  # doctest: +SKIP
+
+A λ-conditioned checkpoint (told its cost weight in its prompt) is an `LMSweep`: its recorded episodes at each swept λ
+(`evaluation.lambda_sweep`). At a setting's λ the explorer replays the episodes of the nearest swept λ (on a log
+scale; `WhatIf.nearest` says which), so the slider moves it like a baseline, and all its swept points make one hull:
+
+    >>> sweep = lm_sweep(episodes_by_lambda, test, pool, "GRPO router (λ in prompt)")        # doctest: +SKIP
+    >>> w = what_if(eval_data(pool, train, test, lm_sweeps=[sweep]), lam=30.0)                 # doctest: +SKIP
+    >>> w.nearest                                                                             # doctest: +SKIP
+    {'GRPO router (λ in prompt)': 20.0}
 """
 
 from __future__ import annotations
@@ -53,6 +62,38 @@ class LMPoint:
 
 
 @dataclass
+class LMSweep:
+    """One λ-conditioned checkpoint's recorded episodes at each swept cost weight (λ stated in its prompt).
+
+    It is one router with one name and one hull (`family`, its swept points); at any λ the what-if replays the
+    episodes of the nearest swept λ (`nearest`).
+    """
+
+    name: str  # e.g. "GRPO router (λ in prompt)": the run's name and its family (hull)
+    points: dict[float, LMPoint]  # swept λ -> its episodes as an LMPoint
+
+    def __post_init__(self):
+        if not self.points:
+            raise ValueError(f"{self.name}: a sweep needs episodes at one λ at least")
+        self.points = {float(k): self.points[k] for k in sorted(self.points)}
+
+    @property
+    def family(self) -> str:
+        return self.name
+
+    @property
+    def lambdas(self) -> list[float]:
+        return list(self.points)
+
+    def nearest(self, lam: float) -> float:
+        """The swept λ closest to `lam` on a log scale (ties: the smaller); λ <= 0 gets the smallest swept λ."""
+        lams = self.lambdas
+        if lam <= 0:
+            return lams[0]
+        return min(lams, key=lambda s: (abs(np.log(s) - np.log(lam)) if s > 0 else np.inf, s))
+
+
+@dataclass
 class EvalData:
     """What the explorer knows about the evaluated queries, computed once by `eval_data`."""
 
@@ -71,6 +112,7 @@ class EvalData:
     lm: list[LMPoint] = field(default_factory=list)
     seed: int = 0  # the random router's seed (as routers.RandomRouter)
     reward_cfg: object = None  # reward.RewardConfig whose lam the explorer replaces; None: the defaults
+    sweeps: list[LMSweep] = field(default_factory=list)  # λ-conditioned checkpoints, replayed at the nearest swept λ
 
     @property
     def tasks(self) -> list[str]:
@@ -106,11 +148,17 @@ class WhatIf:
     hulls: dict[str, list[tuple[float, float]]]  # family -> NDCH of its operating points
     aiq: dict[str, float]  # family -> AIQ with one shared c_max
     reference: dict  # the most accurate allowed single model on these queries: model, accuracy, usd_per_query
+    nearest: dict[str, float] = field(default_factory=dict)  # λ-conditioned router -> the swept λ replayed here
+    c_max: float | None = None  # the largest cost among every family's points: AIQ's window (None: no hulls)
 
 
 def eval_data(pool, train: pd.DataFrame, queries: pd.DataFrame, learned: Sequence[str] = ("knn", "mlp"),
-              lm_points: Sequence[LMPoint] = (), seed: int = 0, reward_cfg=None) -> EvalData:
-    """Look up every (query, model) outcome once and fit the baselines on `train` (never on `queries`)."""
+              lm_points: Sequence[LMPoint] = (), seed: int = 0, reward_cfg=None,
+              lm_sweeps: Sequence[LMSweep] = ()) -> EvalData:
+    """Look up every (query, model) outcome once and fit the baselines on `train` (never on `queries`).
+
+    `lm_points`: LM checkpoints at their one operating point; `lm_sweeps`: λ-conditioned checkpoints (`lm_sweep`).
+    """
     from xrouter_lite import routers as R
 
     queries = queries.reset_index(drop=True)
@@ -130,9 +178,12 @@ def eval_data(pool, train: pd.DataFrame, queries: pd.DataFrame, learned: Sequenc
         p_correct[name], grids[name] = router.predict(queries), router.lam_grid()
     data = EvalData(queries, models, correct, usd, quote, stats.accuracy, stats.usd, answered,
                     R.KeywordRule().fit(train, pool).hard(queries), R.LengthRule().fit(train, pool).hard(queries),
-                    p_correct, grids, list(lm_points), seed, reward_cfg)
-    for point in data.lm:
+                    p_correct, grids, list(lm_points), seed, reward_cfg, list(lm_sweeps))
+    for point in [*data.lm, *(p for sw in data.sweeps for p in sw.points.values())]:
         _check_point(data, point)
+    names = [p.name for p in data.lm] + [sw.name for sw in data.sweeps]
+    if len(set(names)) < len(names):
+        raise ValueError(f"two LM routers share a name: {names}")
     return data
 
 
@@ -169,6 +220,12 @@ def lm_point(episodes: Sequence["Episode"], queries: pd.DataFrame, pool, family:
     return LMPoint(name or f"{family} (λ={lam:g})", family, float(lam), calls, call_usd, final,
                    np.array([ep.score for ep in eps], dtype=float), np.array([not ep.invalid for ep in eps]),
                    eps)
+
+
+def lm_sweep(episodes_by_lambda: dict, queries: pd.DataFrame, pool, name: str) -> LMSweep:
+    """A λ-conditioned checkpoint's episodes {swept λ: episodes} (`evaluation.lambda_sweep`) as an `LMSweep`."""
+    return LMSweep(name, {float(lam): lm_point(eps, queries, pool, name, float(lam), name=f"{name} at λ={lam:g}")
+                          for lam, eps in episodes_by_lambda.items()})
 
 
 STAGE_FAMILY = {"sft": "SFT router", "grpo": "GRPO router"}  # router.json's stage -> the family shown in figures
@@ -277,7 +334,8 @@ def route_all(data: EvalData, lam: float, budget: float | None = None,
 
     Baselines are re-decided among the allowed models at `lam`; LM routers keep their recorded decisions
     (they were trained at their own lambda and saw the full pool), replayed under the same budget guard, with
-    calls to excluded models answered by the fallback: the cheapest allowed model by train-split cost.
+    calls to excluded models answered by the fallback: the cheapest allowed model by train-split cost. A
+    λ-conditioned router (`data.sweeps`) replays its episodes at the swept λ nearest to `lam` (its run's `lam`).
     """
     from xrouter_lite.routers import K_REWARD
 
@@ -288,6 +346,10 @@ def route_all(data: EvalData, lam: float, budget: float | None = None,
     blocked = _blocked(data, cols, budget)
     lam_f = float(lam)
     runs: dict[str, RouterRun] = {point.name: _lm_run(data, point, blocked, fallback) for point in data.lm}
+    for sweep in data.sweeps:  # a conditioned router told the setting's λ: its episodes at the nearest swept λ
+        swept = sweep.nearest(lam_f)
+        runs[sweep.name] = replace(_lm_run(data, sweep.points[swept], blocked, fallback), name=sweep.name,
+                                   family=sweep.family)
 
     def single(name, kind, family, c):
         runs[name] = _single_run(data, name, kind, family, lam_f if kind == "baseline" else None,
@@ -353,11 +415,12 @@ def summary_row(run: RouterRun, mask: np.ndarray, lam: float, cfg) -> dict:
             "fallback_rate": float(run.remapped[mask].mean()) if run.remapped is not None and n else 0.0}
 
 
-def _family_points(data: EvalData, runs: dict[str, RouterRun], mask: np.ndarray, budget, allowed) -> dict:
-    """(cost, accuracy) operating points per family: learned routers over their lambda grid, LM checkpoints."""
-    fams: dict[str, list[tuple[float, float]]] = {}
+def family_outcomes(data: EvalData, runs: dict[str, RouterRun], budget, allowed) -> dict[str, list[tuple]]:
+    """Per family, every operating point's per-query (score, USD) arrays on all evaluated queries: each run,
+    learned routers over their λ grid, a λ-conditioned router at every swept λ (under the same guard and pool)."""
+    fams: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for run in runs.values():
-        fams.setdefault(run.family, []).append((float(run.usd[mask].mean()), float(run.score[mask].mean())))
+        fams.setdefault(run.family, []).append((run.score, run.usd))
     cols = _columns(data, allowed)
     fallback = int(cols[np.argmin(data.train_usd[cols])])
     blocked = _blocked(data, cols, budget)
@@ -365,8 +428,18 @@ def _family_points(data: EvalData, runs: dict[str, RouterRun], mask: np.ndarray,
     for name, grid in data.lam_grids.items():
         for lam in grid:
             c = _guard(blocked, _learned_cols(data, name, float(lam), cols), fallback)
-            fams[name].append((float(data.usd[rows, c][mask].mean()), float(data.correct[rows, c][mask].mean())))
+            fams[name].append((data.correct[rows, c], data.usd[rows, c]))
+    for sweep in data.sweeps:
+        for point in sweep.points.values():
+            run = _lm_run(data, point, blocked, fallback)
+            fams.setdefault(sweep.family, []).append((run.score, run.usd))
     return fams
+
+
+def _family_points(data: EvalData, runs: dict[str, RouterRun], mask: np.ndarray, budget, allowed) -> dict:
+    """(cost, accuracy) operating points per family on the masked queries (see `family_outcomes`)."""
+    return {f: [(float(u[mask].mean()), float(s[mask].mean())) for s, u in pts]
+            for f, pts in family_outcomes(data, runs, budget, allowed).items()}
 
 
 def what_if(data: EvalData, lam: float = 3.0, budget: float | None = None, allowed: Sequence[str] | None = None,
@@ -391,7 +464,7 @@ def what_if(data: EvalData, lam: float = 3.0, budget: float | None = None, allow
     reference = {"model": top["router"], "accuracy": float(top["accuracy"]), "usd_per_query": float(top["usd_per_query"])}
     table["cost_vs_best_model"] = 1.0 - table["usd_per_query"] / reference["usd_per_query"] \
         if reference["usd_per_query"] > 0 else 0.0
-    hull_map, aiq = {}, {}
+    hull_map, aiq, c_max = {}, {}, None
     if hulls:
         fams = _family_points(data, runs, mask, budget, allowed)
         c_max = max(c for pts in fams.values() for c, _ in pts)
@@ -405,8 +478,9 @@ def what_if(data: EvalData, lam: float = 3.0, budget: float | None = None, allow
                                   for f, k, c, a in zip(table["family"], table["kind"], table["usd_per_query"],
                                                         table["accuracy"])]
     table = table.sort_values("kind", key=lambda k: k.map(KIND_ORDER), kind="stable").reset_index(drop=True)
+    nearest = {sw.name: runs[sw.name].lam for sw in data.sweeps}
     return WhatIf(float(lam), budget, [data.models[c] for c in _columns(data, allowed)], tasks, mask, runs,
-                  table, hull_map, aiq, reference)
+                  table, hull_map, aiq, reference, nearest, c_max)
 
 
 def per_task_table(data: EvalData, w: WhatIf, routers: Sequence[str] | None = None) -> pd.DataFrame:
@@ -448,7 +522,8 @@ def default_routers(w: WhatIf, baselines: Sequence[str] = ("knn", "mlp", "best m
 def reward_lambda_table(data: EvalData, lams: Sequence[float], budget: float | None = None,
                         allowed: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
                         routers: Sequence[str] | None = None) -> pd.DataFrame:
-    """Mean reward per router at each lambda (baselines re-decided at each; LM routers' decisions fixed)."""
+    """Mean reward per router at each lambda (baselines re-decided at each; LM routers' decisions fixed, except a
+    λ-conditioned router's: at each lambda it routes as it did told the nearest swept λ)."""
     frames = []
     for lam in lams:
         t = what_if(data, lam, budget, allowed, tasks, hulls=False).table
@@ -486,12 +561,48 @@ def trace_html(data: EvalData, w: WhatIf, index: int, routers: Sequence[str] | N
              f"{html.escape(str(q['question'])[:1500])}</pre>",
              "<table><tr><th align=left>router</th><th align=left>calls</th><th>correct</th>"
              "<th align=left>USD</th></tr>" + "".join(rows) + "</table>"]
-    for point in data.lm:
-        if point.episodes and point.name in names:
-            parts.append(f"<details open><summary><b>{html.escape(point.name)}</b>: recorded episode</summary>"
+    recorded = [(p.name, p, "recorded episode") for p in data.lm]
+    recorded += [(sw.name, sw.points[w.nearest[sw.name]], f"recorded episode told λ={w.nearest[sw.name]:g} "
+                  f"(the swept λ nearest to {w.lam:g})") for sw in data.sweeps if sw.name in w.nearest]
+    for name, point, what in recorded:
+        if point.episodes and name in names:
+            parts.append(f"<details open><summary><b>{html.escape(name)}</b>: {html.escape(what)}</summary>"
                          f"<pre style='white-space:pre-wrap'>{html.escape(point.episodes[index].render(max_chars))}"
                          f"</pre></details>")
     return "\n".join(parts) + "</div>"
+
+
+# ---------------------------------------------------------------- AIQ with an interval
+def aiq_difference(data: EvalData, w: WhatIf, a: str, b: str, n_boot: int | None = None, seed: int = 0):
+    """AIQ(family a) − AIQ(family b) at the setting `w`, with a 95% paired-bootstrap interval (`verdicts.Interval`).
+
+    Each resample draws the setting's queries with replacement, recomputes every operating point of both families
+    on it (the same draw for both: paired), and both AIQs over the setting's window [0, w.c_max] (fixed, so the
+    difference is in accuracy units). E.g. a λ-conditioned router's sweep against the MLP's λ grid.
+    """
+    from xrouter_lite import metrics as M
+    from xrouter_lite import verdicts as V
+
+    if w.c_max is None:
+        raise ValueError("aiq_difference needs a setting with hulls (what_if(..., hulls=True))")
+    fams = family_outcomes(data, w.runs, w.budget, w.allowed)
+    for f in (a, b):
+        if f not in fams:
+            raise KeyError(f"no family {f!r} at this setting; families: {sorted(fams)}")
+    m = w.mask
+    cols = [x[m] for f in (a, b) for s, u in fams[f] for x in (u, s)]  # usd, score of each point, a's then b's
+    k = len(fams[a])
+    n_boot = n_boot or V.N_BOOT
+    means = V.resampled_means(np.column_stack(cols), n_boot, seed)  # [n_boot, 2 * (points of a + b)]
+
+    def aiq_of(row: np.ndarray, lo: int, hi: int) -> float:
+        return M.aiq(list(zip(row[2 * lo:2 * hi:2], row[2 * lo + 1:2 * hi:2])), w.c_max)
+
+    full = np.array([x.mean() for x in cols])
+    total = len(cols) // 2
+    estimate = aiq_of(full, 0, k) - aiq_of(full, k, total)
+    samples = np.array([aiq_of(r, 0, k) - aiq_of(r, k, total) for r in means])
+    return V._interval(estimate, samples, int(m.sum()), n_boot)
 
 
 # ---------------------------------------------------------------- the headline table

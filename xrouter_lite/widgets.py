@@ -6,6 +6,9 @@
     >>> ex.widget                              # drag the lambda slider   # doctest: +SKIP
     >>> explorer_view(data, lam=300.0, budget=1e-3).figures["plane"]   # what a redraw shows   # doctest: +SKIP
 
+The λ slider re-decides the baselines, re-prices every reward, and drives a λ-conditioned router (`whatif.LMSweep`):
+it is replayed at its swept λ nearest to the slider's, and the status line (`nearest_note`) says which.
+
 Every callback is a plain function of the control values (`explorer_view`, `query_options`, `trace_view`),
 so tests call them directly; the widget only reads its controls, calls them and shows what they return.
 Figures are drawn with `fig.show()` inside `ipywidgets.Output` areas (no FigureWidget), which works in
@@ -65,6 +68,12 @@ def reward_curve(data: EvalData, budget: float | None = None, allowed: Sequence[
                  tasks: Sequence[str] | None = None) -> pd.DataFrame:
     """Mean reward of every router over `REWARD_CURVE_LAMBDAS` (it does not depend on the slider's lambda)."""
     return reward_lambda_table(data, REWARD_CURVE_LAMBDAS, budget, allowed, tasks)
+
+
+def nearest_note(w: WhatIf) -> str:
+    """Which swept λ each λ-conditioned router is replayed at for the slider's λ ('' when there is none)."""
+    return "; ".join(f"{name} is told λ={lam:g}" + ("" if lam == w.lam else f" (its swept λ nearest to {w.lam:g})")
+                     for name, lam in w.nearest.items())
 
 
 def styled(head: pd.DataFrame):
@@ -160,8 +169,9 @@ class Explorer:
         ref, lm = w.reference, w.table[w.table["kind"] == "router"]
         fell = float(lm["fallback_rate"].max()) if len(lm) else 0.0
         note = f"; queries where an LM router's call went to the fallback: up to {fell:.0%}" if fell > 0 else ""
+        told = nearest_note(w)
         self.status.value = (f"most accurate allowed model: <b>{ref['model']}</b> ({ref['accuracy']:.3f} at "
-                             f"${ref['usd_per_query']:.5f}/query){note}")
+                             f"${ref['usd_per_query']:.5f}/query){note}" + (f"<br>{told}" if told else ""))
         self._draw()
         options = query_options(self.data, s["tasks"])
         if [o[1] for o in self.query.options] != [o[1] for o in options]:
