@@ -203,9 +203,13 @@ def get_profile(name: str, **overrides) -> Profile:
 
 
 def checkout_root() -> Path | None:
-    """The repository checkout we run in (the nearest folder up from here with pyproject.toml), if any."""
+    """The repository checkout we run in (the nearest folder up from here with pyproject.toml), else the
+    checkout this package is installed from (an editable install run from elsewhere, e.g. a temporary
+    folder that papermill executes a notebook in), if any."""
     here = Path.cwd().resolve()
-    return next((p for p in (here, *here.parents) if (p / "pyproject.toml").is_file()), None)
+    found = next((p for p in (here, *here.parents) if (p / "pyproject.toml").is_file()), None)
+    source = Path(__file__).resolve().parents[1]
+    return found or (source if (source / "pyproject.toml").is_file() else None)
 
 
 def resolve_cache_dir(path: str | os.PathLike | None = None) -> Path:
