@@ -535,7 +535,9 @@ def train_grpo(model_or_path, tokenizer, rows: Sequence[GRPORow], pool: ReplayPo
     log = log_frame(trainer.state.log_history, settings)
     log.attrs["wall_s"] = time.perf_counter() - start
     if save:
-        meta = {**meta, "stage": "grpo", "lambda": reward_cfg.lam, "seed": seed}
+        meta = {**meta, "stage": "grpo", "lambda": reward_cfg.lam, "seed": seed,
+                "lambda_grid": list(settings.lambda_grid),
+                "lambda_in_prompt": bool(settings.lambda_grid) or bool(settings.state_lambda)}
         save_router(trainer.model, tokenizer, out_dir, meta, quantized=load_in_4bit)
         log.to_csv(out_dir / "grpo_log.csv", index=False)
     return log
@@ -554,7 +556,9 @@ def log_frame(log_history: list[dict], settings: GRPOSettings | None = None) -> 
 
 
 ROUTER_INFO_KEYS = {"mode", "max_turns", "base", "source"}  # what loading and serving a router need
-NOT_INHERITED = ("stage", "lambda", "seed", "sft", "adapter", "adapter_only")  # about the SFT run, not GRPO's
+# about the SFT run, not GRPO's: GRPO writes its own λ settings (a per-λ router started from a conditioned SFT
+# router is told one λ, not the grid)
+NOT_INHERITED = ("stage", "lambda", "lambda_grid", "lambda_in_prompt", "seed", "sft", "adapter", "adapter_only")
 
 
 def inherited_info(model_or_path) -> dict:
