@@ -354,6 +354,24 @@ def test_cli_serves_a_router_checkpoint_from_a_run_dir(tmp_path):
         "direct", "called", "fell back")  # an untrained router: usually invalid, so the fallback answers
 
 
+def test_cli_cost_weight_sets_the_default_and_refuses_a_negative(tmp_path):
+    from xrouter_lite.__main__ import build_parser
+    from xrouter_lite.modeling import build_tiny_router
+    from xrouter_lite.serve import app_from_args
+
+    ckpt = tmp_path / "router_sft"
+    build_tiny_router([question(i) for i in range(20)] * 2, ckpt, vocab_size=300, hidden_size=32, layers=1, heads=2)
+    (ckpt / "router.json").write_text(json.dumps({"mode": "simple", "max_turns": 3, "base": "tiny", "lambda": 3.0}))
+    table = tmp_path / "table.parquet"
+    tidy_table().replace({"model": {"cheap": "gemma-2-2b-it", "mid": "gpt-4o-mini-2024-07-18",
+                                    "pricey": "gpt-4o-2024-08-06"}}).to_parquet(table)
+    base = ["serve", "--router", str(ckpt), "--pool", "replay", "--data", str(table), "--device", "cpu"]
+    with BackgroundServer(app_from_args(build_parser().parse_args(base + ["--cost-weight", "250"]))) as server:
+        assert wait_for_health(server.url)["cost_weight"] == 250.0  # replaces router.json's 3.0
+    with pytest.raises(ValueError, match="--cost-weight"):
+        app_from_args(build_parser().parse_args(base + ["--cost-weight", "-1"]))
+
+
 def test_cli_without_a_checkpoint_exits_2_with_a_message(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "xrouter_lite.serve", "--router", str(tmp_path), "--pool", "replay"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)

@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=160, help="router tokens per turn (a tool call is ~40)")
     p.add_argument("--cache", default=None, help="live pool: SQLite response cache; repeated questions are free")
     p.add_argument("--device", default=None, help="router device: cuda, mps or cpu (default: the best available)")
+    p.add_argument("--cost-weight", type=float, default=None,
+                   help="default cost weight λ (reward points per USD) for requests without `cost_weight` "
+                        "(default: the checkpoint's router.json `lambda`)")
     p.set_defaults(handler="xrouter_lite.serve:serve_command")
 
     p = sub.add_parser("gpu-check", help="time 4-bit load, SFT and GRPO steps and report peak memory on this device",

@@ -213,3 +213,42 @@ def sweep_lambdas(info: Mapping, at_least: int = 7) -> list[float]:
     when the grid has `at_least` values, else `SWEEP_LAMBDAS`."""
     grid = sorted({float(x) for x in info.get("lambda_grid") or ()})
     return grid if len(grid) >= at_least else list(SWEEP_LAMBDAS)
+
+
+def unseen_report(offered: Sequence[Episode], withheld: Sequence[Episode], unseen: Sequence[str],
+                  name: str = "the router") -> dict:
+    """What models never seen in training did to a router: `offered` are its episodes with the whole pool (unseen
+    models included, with their prices), `withheld` the same queries without them.
+
+    Returns how often an unseen model was called (share of episodes, share of calls), the accuracy of the
+    episodes that called one, both runs' accuracy / USD per query / mean reward, the paired differences (offered
+    minus withheld), and one sentence. A router that reads prices and tiers would use a cheap good newcomer; one
+    that memorised model identities never calls it (or calls it blindly).
+    """
+    unseen = set(unseen)
+    ids = [e.query_id for e in offered]
+    if [e.query_id for e in withheld] != ids:
+        raise ValueError("unseen_report: `offered` and `withheld` must be episodes of the same queries, in order")
+    if not offered:
+        raise ValueError("unseen_report: no episodes")
+    calls = [c.model for e in offered for c in e.calls]
+    hit = [any(c.model in unseen for c in e.calls) for e in offered]
+
+    def summary(eps) -> dict:
+        return {"accuracy": float(np.mean([e.score for e in eps])), "usd_per_query": float(np.mean([e.usd for e in eps])),
+                "mean_reward": float(np.mean([e.reward for e in eps]))}
+
+    with_, without = summary(offered), summary(withheld)
+    called = [e for e, h in zip(offered, hit) if h]
+    out = {"unseen_models": sorted(unseen), "n": len(offered),
+           "episodes_calling_unseen": int(sum(hit)), "episode_share": float(np.mean(hit)),
+           "call_share": float(np.mean([m in unseen for m in calls])) if calls else 0.0,
+           "accuracy_when_called": float(np.mean([e.score for e in called])) if called else None,
+           "offered": with_, "withheld": without,
+           "difference": {k: with_[k] - without[k] for k in with_}}
+    models = ", ".join(out["unseen_models"])
+    out["text"] = (f"Offered {models} (never in a training row), {name} called it in {out['episodes_calling_unseen']} "
+                   f"of {out['n']} test episodes ({out['call_share']:.1%} of its calls); with it offered, accuracy "
+                   f"{with_['accuracy']:.3f} at USD {with_['usd_per_query']:.5f} per query, without it "
+                   f"{without['accuracy']:.3f} at USD {without['usd_per_query']:.5f}.")
+    return out

@@ -519,7 +519,9 @@ def make_router(name: str, models: list[str]) -> Router:
         return named[name]()
     if name in models:
         return SingleModel(name)
-    raise ValueError(f"unknown router {name!r}; choose from {', '.join(BASELINES)} or a model: {', '.join(models)}")
+    from xrouter_lite.errors import UsageError
+
+    raise UsageError(f"unknown router {name!r}; choose from {', '.join(BASELINES)} or a model: {', '.join(models)}")
 
 
 def evaluate_all(names: list[str], train: pd.DataFrame, queries: pd.DataFrame, pool, lam: float = 3.0) -> list[dict]:
@@ -570,7 +572,9 @@ def evaluate_command(args) -> int:
     if not args.json:
         print(f"{'router':<36} {'acc':>6} {'usd/query':>10} {'reward':>7} {'AIQ':>7} {'saved@95%':>12}")
     for row in evaluate_all(names, train, queries, pool, args.lam):
-        print(json.dumps(row) if args.json else _format_row(row))
+        # JSON rows say what they measured, so a pasted line can be checked: source, split, λ
+        print(json.dumps({**row, "source": args.source, "split": args.split, "lambda": args.lam}) if args.json
+              else _format_row(row))
     return 0
 
 

@@ -52,6 +52,7 @@ actual cost: what was paid (a live pool's cache hit reports the original call's 
 import asyncio
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -851,6 +852,9 @@ def app_from_args(args):
     print(f"router: {checkpoint} ({info.get('stage', 'unknown stage')}); pool: {type(pool).__name__} of "
           f"{len(pool.models)} models", file=sys.stderr)
     options = service_options(info)
+    cli_weight = getattr(args, "cost_weight", None)
+    if cli_weight is not None and not (math.isfinite(cli_weight) and cli_weight >= 0):
+        raise ValueError(f"--cost-weight must be a finite number >= 0 (reward points per USD), got {cli_weight}")
     options.update({k: v for k, v in (("mode", args.mode), ("max_turns", args.max_turns),
                                       ("cost_weight", getattr(args, "cost_weight", None))) if v is not None})
     told = "told λ in its prompt" if options["state_lambda"] else "not trained with a stated λ: cost_weight is reported only"
