@@ -63,3 +63,40 @@ def test_the_walker_sees_lazy_imports_and_finds_a_circle():
 def test_no_import_cycle_in_the_package():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+# Public names that more than one module defines on purpose, each with its reason. Anything else defined twice is
+# one concept under two homes (or two concepts under one name): give it one home, or distinct names.
+SHARED_NAMES = {
+    "main": "each runnable module's entry point (`python -m xrouter_lite`, `xrouter_lite.serve`, `gpu_check`)",
+    "log": "each module's own `logging.getLogger(__name__)`",
+    "zero_margin": "metrics: the point estimate; verdicts: the same margin with its bootstrap interval",
+    "Router": "routers.Router is the one-shot baselines' base class, episode.Router the type of an LM router "
+              "callable; renaming either touches notebooks and tests that the subpackage move (#18) will rewrite",
+}
+
+
+def public_definitions() -> dict[str, list[str]]:
+    """public top-level name -> the modules that define it (def, class or assignment; imports are not definitions)."""
+    out: dict[str, list[str]] = {}
+    for module, tree in _modules().items():
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names = [node.name]
+            elif isinstance(node, ast.Assign):
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names = [node.target.id]
+            else:
+                names = []
+            for name in names:
+                if not name.startswith("_"):
+                    out.setdefault(name, []).append(module)
+    return out
+
+
+def test_no_two_modules_define_the_same_public_name():
+    twice = {n: m for n, m in public_definitions().items() if len(m) > 1 and n not in SHARED_NAMES}
+    assert not twice, f"defined in more than one module: {twice}"
+    stale = [n for n in SHARED_NAMES if len(public_definitions().get(n, [])) < 2]
+    assert not stale, f"SHARED_NAMES lists names no longer defined twice: {stale}"

@@ -376,7 +376,7 @@ def test_the_tiny_tokenizer_holds_every_fixed_protocol_text_as_one_token_that_de
     from xrouter_lite.protocol import CALL_ARGS, CALL_CLOSE, CALL_OPENER, SELECT_ARGS
 
     _, _, _, tok = base
-    for text in S.fixed_texts(lambdas=TINY.lambda_grid):
+    for text in S.all_fixed_texts(lambdas=TINY.lambda_grid):
         ids = tok.encode(text, add_special_tokens=False)
         assert len(ids) == 1 and tok.decode(ids) == text, text
     assert {CALL_OPENER, CALL_ARGS, SELECT_ARGS, CALL_CLOSE} <= set(tok.get_vocab())

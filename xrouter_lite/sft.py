@@ -174,10 +174,10 @@ def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 
         head = SCHEMA_OPENING + spec.tool + SCHEMA_DESCRIPTION
         assert line.startswith(head + who), (line, head)  # the layout `protocol` declares (SCHEMA_OPENING, ...)
         identities.append(SCHEMA_DESCRIPTION + who)  # between the tool's name and its tier
-    return {"names": tool_names(pool, queries), "fixed": fixed_texts(max_turns, lambdas), "identities": identities}
+    return {"names": tool_names(pool, queries), "fixed": all_fixed_texts(max_turns, lambdas), "identities": identities}
 
 
-def fixed_texts(max_turns: int = 3, lambdas: Sequence[float] = ()) -> list[str]:
+def all_fixed_texts(max_turns: int = 3, lambdas: Sequence[float] = ()) -> list[str]:
     """`protocol_texts`' "fixed" list: the same for every pool, in the order the tiny tokenizer adds them."""
     fixed = protocol_fixed_texts(max_turns, lambdas)
     header, footer = template_texts()
@@ -189,7 +189,7 @@ def fixed_texts(max_turns: int = 3, lambdas: Sequence[float] = ()) -> list[str]:
 def protocol_hash(max_turns: int = 3, lambdas: Sequence[float] = ()) -> str:
     """A fingerprint of the protocol texts the tiny tokenizer holds as tokens (`tiny_base/tiny.json` records it):
     any changed prompt, fragment or schema layout changes it, so a base built with other texts is rebuilt."""
-    blob = json.dumps([fixed_texts(max_turns, lambdas), SCHEMA_DESCRIPTION], ensure_ascii=False).encode()
+    blob = json.dumps([all_fixed_texts(max_turns, lambdas), SCHEMA_DESCRIPTION], ensure_ascii=False).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
