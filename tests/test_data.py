@@ -18,6 +18,7 @@ import pytest
 
 from xrouter_lite import data as D
 from xrouter_lite.pool import load_prices
+from xrouter_lite.upstream import _local_path
 
 REPO = Path(__file__).resolve().parents[1]
 RIGHT = '```json\n{"reasoning": "16 - 3 - 4 = 9 eggs, 9 * 2 = 18", "answer": "18"}\n```'
@@ -548,7 +549,7 @@ def test_upstream_manifest_matches_the_shared_layout(data_dir):
     """Every upstream file lands where the readers look, with the size of the shared copy."""
     for source, (_, _, files) in D.UPSTREAM.items():
         for name, size in files.items():
-            local = data_dir / D._local_path(source, name)
+            local = data_dir / _local_path(source, name)
             assert local.is_file() and local.stat().st_size == size, local
 
 

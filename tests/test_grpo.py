@@ -17,7 +17,7 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 from synthetic import texts_in_split  # noqa: E402
 from xrouter_lite.grpo import (GRPORow, episode_metrics, group_stats, play_episodes, rollout_output,  # noqa: E402
-                               save_router, tool_suffix_ids, train_grpo, training_rows)
+                               save_grpo_router, tool_suffix_ids, train_grpo, training_rows)
 from xrouter_lite.modeling import build_tiny_router, load_router, load_saved_router  # noqa: E402
 from xrouter_lite.pool import Query, ReplayPool, load_prices, tool_name  # noqa: E402
 from xrouter_lite.profiles import GRPOSettings  # noqa: E402
@@ -392,9 +392,9 @@ def test_save_router_writes_the_artifact_contract(tiny, tmp_path):
     model, _ = load_router(path, device="cpu")
     info = {"mode": "agent", "max_turns": 3, "base": "tiny", "source": "zeroeval", "lambda": 3.0, "seed": 2}
     with pytest.raises(ValueError, match="lacks \\['base', 'max_turns'\\]"):
-        save_router(model, tok, tmp_path / "bad", {"mode": "agent", "source": "zeroeval"})
+        save_grpo_router(model, tok, tmp_path / "bad", {"mode": "agent", "source": "zeroeval"})
     assert not (tmp_path / "bad" / "router.json").exists()
-    save_router(model, tok, tmp_path, info)
+    save_grpo_router(model, tok, tmp_path, info)
 
     meta = json.loads((tmp_path / "router.json").read_text())
     assert {k: meta[k] for k in ("mode", "max_turns", "base", "stage", "lambda", "source", "seed")} == {

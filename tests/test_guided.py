@@ -2,10 +2,10 @@
 
 import torch
 
-from xrouter_lite.guided import _openers, name_constraint
-from xrouter_lite.protocol import SELECT
+from xrouter_lite.guided import name_constraint
+from xrouter_lite.protocol import CALL_OPENER, SELECT, SELECT_ARGS
 
-CALL_OPENER, SELECT_OPENER = _openers()
+SELECT_OPENER = SELECT_ARGS
 NAMES = ["call_a", "call_b", "call_c", SELECT]
 VOCAB = {tok: i for i, tok in enumerate(["x", "y", CALL_OPENER, SELECT_OPENER, *NAMES])}  # ids 0..7
 

@@ -26,7 +26,7 @@ def _checkout(tmp_path, monkeypatch, shared: bool = False, upstream: bool = Fals
 
 def _no_download(monkeypatch):
     calls = []
-    monkeypatch.setattr("xrouter_lite.data.download", lambda target, **kw: calls.append(target) or [])
+    monkeypatch.setattr("xrouter_lite.upstream.download", lambda target, **kw: calls.append(target) or [])
     return calls
 
 
@@ -76,7 +76,7 @@ def test_offline_and_nowhere_found_is_a_short_message(tmp_path, monkeypatch):
         raise OSError("x.json: download from https://example.invalid/x.json failed (<urlopen error [Errno -2] "
                       "Name or service not known>)")
 
-    monkeypatch.setattr("xrouter_lite.data.download", offline)
+    monkeypatch.setattr("xrouter_lite.upstream.download", offline)
     with pytest.raises(DataNotFound) as err:
         resolve_data_dir()
     msg = str(err.value)

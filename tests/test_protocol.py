@@ -279,3 +279,31 @@ def test_tool_result_names_the_tool_and_clips_long_answers():
     assert short == "call_gpt_4o_mini answered:\n42"
     long = format_tool_result("gpt-4o-mini", Answer("x" * 90 + "y" * 10, 10, 1, 0.0), max_chars=10)
     assert long == "call_gpt_4o_mini answered:\n[...]" + "y" * 10  # the end, where final answers are
+
+
+# ---------------------------------------------------------------- the fixed texts, as data (one owner: protocol)
+def test_call_fragments_are_exactly_what_render_calls_writes():
+    """The fragments the tiny tokenizer, guided decoding and GRPO key on are the text of a rendered call, byte for byte."""
+    from xrouter_lite.protocol import CALL_ARGS, CALL_CLOSE, CALL_OPENER, SELECT, SELECT_ARGS
+
+    call = render_calls([Action("call", model="gpt-4o", args={"optimized_system_prompt": 'Say "hi".'})])
+    assert call == CALL_OPENER + "call_gpt_4o" + CALL_ARGS + 'Say \\"hi\\".' + CALL_CLOSE
+    select = render_calls([Action("select", model="gpt-4o", args={"model_call_name": "call_gpt_4o"})])
+    assert select == CALL_OPENER + SELECT + SELECT_ARGS + "call_gpt_4o" + CALL_CLOSE
+    both = render_calls([Action("call", model="gpt-4o", args={"optimized_system_prompt": "P"}),
+                         Action("call", model="gpt-4o-mini", args={"optimized_system_prompt": "Q"})])
+    assert both == "\n".join([CALL_OPENER + "call_gpt_4o" + CALL_ARGS + "P" + CALL_CLOSE,
+                              CALL_OPENER + "call_gpt_4o_mini" + CALL_ARGS + "Q" + CALL_CLOSE])
+
+
+def test_every_tool_schema_is_its_opening_name_description_and_the_shared_tail():
+    from xrouter_lite.protocol import SCHEMA_DESCRIPTION, SCHEMA_OPENING, describe, fixed_texts, schema_tail
+
+    for mode in ("agent", "simple"):
+        for spec, schema in zip(MODELS, tool_schemas(MODELS, mode)):
+            line = json.dumps(schema, ensure_ascii=False)
+            assert line == SCHEMA_OPENING + spec.tool + SCHEMA_DESCRIPTION + describe(spec) + schema_tail(mode)
+    texts = fixed_texts(3, lambdas=(10.0,))
+    assert texts["prompts"] == [system_prompt("agent", 3), system_prompt("simple")]
+    assert "\nCost weight: 10 reward points per USD." in texts["cost"] and "budget tier; " in texts["schema"]
+    assert all(t for group in texts.values() for t in group)  # no empty text would become a token

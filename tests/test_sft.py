@@ -370,3 +370,41 @@ def test_guided_decoding_writes_the_fixed_fragments_of_a_call_with_the_tiny_toke
     assert allowed_next(seq[:len(call) + 3], listed, ids) == [tok.convert_tokens_to_ids("call_mid_llm_2")]
     assert allowed_next(seq, listed, ids) == [ids.end]
     assert allowed_next(call, listed, ids) is None  # after a call block: another call, or the end of the turn
+
+
+def test_the_tiny_tokenizer_holds_every_fixed_protocol_text_as_one_token_that_decodes_back(base):
+    from xrouter_lite.protocol import CALL_ARGS, CALL_CLOSE, CALL_OPENER, SELECT_ARGS
+
+    _, _, _, tok = base
+    for text in S.all_fixed_texts(lambdas=TINY.lambda_grid):
+        ids = tok.encode(text, add_special_tokens=False)
+        assert len(ids) == 1 and tok.decode(ids) == text, text
+    assert {CALL_OPENER, CALL_ARGS, SELECT_ARGS, CALL_CLOSE} <= set(tok.get_vocab())
+
+
+def test_guided_decoding_is_on_for_a_tiny_router_built_from_the_real_protocol_texts(pool, base):
+    """If a protocol text changed without the tokenizer following, guided decoding would silently turn off."""
+    from xrouter_lite.guided import GuidedIds, name_constraint
+    from xrouter_lite.protocol import tool_schemas
+
+    _, _, _, tok = base
+    ids = GuidedIds.of(tok)
+    assert ids is not None and None not in (ids.args, ids.close, ids.end, ids.select_name)
+    assert len(ids.names) == len(SPECS) + 1  # every call_* tool and select_response
+    tools = tool_schemas([SPECS["tiny-llm"], SPECS["big-llm"]], "agent")
+    constraint = name_constraint(tok, [tools, tools[:1]])
+    assert constraint is not None and [len(row) for row in constraint.listed] == [3, 1]
+
+
+def test_a_base_built_with_other_protocol_texts_is_not_reused(pool, base, monkeypatch):
+    from xrouter_lite import protocol
+
+    artifacts, profile, _, _ = base
+    marker = json.loads((artifacts / S.TINY_BASE / "tiny.json").read_text())
+    assert marker["protocol"] == S.protocol_hash(lambdas=TINY.lambda_grid)
+    monkeypatch.setattr(protocol, "SIMPLE_PROMPT", protocol.SIMPLE_PROMPT.replace("Decide once", "Decide  once"))
+    assert S.protocol_hash(lambdas=TINY.lambda_grid) != marker["protocol"]  # one space more: another protocol
+    with pytest.raises(ValueError, match="pass the pool"):  # not silently reused: it must be rebuilt
+        S.build_or_load_base(profile, artifacts, device="cpu")
+    monkeypatch.undo()
+    assert S.protocol_hash(lambdas=TINY.lambda_grid) == marker["protocol"]

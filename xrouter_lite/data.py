@@ -23,16 +23,12 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import io
 import json
 import logging
 import os
 import re
 import sys
-import urllib.request
 import warnings
-import zipfile
-import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -40,7 +36,12 @@ import numpy as np
 import pandas as pd
 
 from xrouter_lite.errors import DataError, UsageError
-from xrouter_lite.profiles import PARTIAL, resolve_cache_dir
+from xrouter_lite.pool import MissingPriceError, load_prices, missing_price_message, prices_fingerprint
+from xrouter_lite.profiles import resolve_cache_dir
+from xrouter_lite.splits import SPLIT_EDGES, _normalise, add_splits, split_of  # noqa: F401  (re-exported: data.split_of)
+from xrouter_lite.tokens import (ROUTERBENCH_TOKEN_FACTOR, TOKEN_FACTORS, count_tokens,  # noqa: F401  (re-exported)
+                                 token_factor, tokenizer_family)
+from xrouter_lite.upstream import UPSTREAM, _read_csv, _read_json, _read_zip_json, download  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -71,58 +72,7 @@ REASONING_MULTIPLIER: dict[str, float] = {"o1-mini-2024-09-12": 5.0}
 MMLU_PRO_FEWSHOT_TOKENS = 1550
 
 
-# ---------------------------------------------------------------- tokens
-# A GPT-style word-piece estimate: letter runs in pieces of <= 7 letters, numbers in groups of <= 3
-# digits (as cl100k/o200k split them), runs of newlines, and punctuation/other symbols in pairs.
-# Measured: ~4.4 chars/token on English prose (the GSM8K "Janet's ducks" question: 280 chars -> 63),
-# ~3.5 on JSON/maths outputs, and within 2-9% of a real WordPiece tokenizer (all-MiniLM-L6-v2) on
-# 1,650 ZeroEval and MMLU-Pro texts. len/4 is 10-15% off either way (prose vs digit-heavy outputs).
-_TOKEN_RE = re.compile(r"[A-Za-z]{1,7}|\d{1,3}|\n+|[^\sA-Za-z\d]{1,2}")
-
-
-# Calibration per tokenizer family: the cost of a ZeroEval/MMLU-Pro row is count_tokens x factor x price, where the
-# factor is the family's (billed tokens / estimated tokens). RouterBench recorded real costs: its total_cost divided
-# by the list prices gives the tokens it billed, and for one prompt all 11 of its models imply the same count
-# (within ~1%), so RouterBench counted every provider with one GPT-style tokenizer. It therefore calibrates the
-# estimate for that tokenizer only (OpenAI's), not per provider; `token_residuals` reports it per model.
-ROUTERBENCH_TOKEN_FACTOR = 0.9158  # sum(recorded USD) / sum(estimated USD), RouterBench train split, 11 models
-TOKEN_FACTORS: dict[str, tuple[float, str]] = {  # family -> (billed / estimated tokens, source)
-    "openai": (ROUTERBENCH_TOKEN_FACTOR, "fitted to RouterBench's recorded total_cost (GPT-3.5/4 and 9 other "
-               "models, one GPT-style count): the raw estimate is +9.2% on its held-out queries, 0.0% after"),
-    "anthropic-claude-3": (round(1 / 0.95, 4), "issue 15: against real token counts of another public router "
-                           "benchmark the raw estimate's cost is -5% for Claude 3 Haiku (not reproducible here: "
-                           "that data is not in this repository)"),
-    "google": (round(1 / 1.28, 4), "issue 15: the raw estimate's cost is +28% for Gemini 2.0 Flash against real "
-               "token counts of another public router benchmark (Gemini's tokenizer packs ~1.5x more characters "
-               "per token); Gemini 1.5 and Gemma 2 (a subset of Gemini's SentencePiece vocabulary) assumed alike"),
-    "other": (ROUTERBENCH_TOKEN_FACTOR, "not measured for this family: counted like RouterBench's GPT-style "
-              "tokenizer (DeepSeek, Llama 3.1, Mixtral, Qwen, Phi-3, Jamba)"),
-}
-_FAMILY_RE = [(re.compile(r"^(o1|gpt-)", re.I), "openai"), (re.compile(r"^claude-3", re.I), "anthropic-claude-3"),
-              (re.compile(r"^(gemini|gemma)", re.I), "google")]
-
-
-def tokenizer_family(model: str) -> str:
-    """The tokenizer family of a model id, as TOKEN_FACTORS names them ('other' when unknown)."""
-    return next((fam for pattern, fam in _FAMILY_RE if pattern.search(model)), "other")
-
-
-def token_factor(model: str) -> float:
-    """Billed tokens per estimated token for `model`'s tokenizer family (TOKEN_FACTORS, each with its source)."""
-    return TOKEN_FACTORS[tokenizer_family(model)][0]
-
-
-def count_tokens(text, model: str | None = None) -> int:
-    """Estimated tokens of a text (the project's one token method; see `_TOKEN_RE`); 0 for None.
-
-    With `model`, the estimate is scaled by its tokenizer family's factor (`token_factor`), as costs are.
-    """
-    if text is None or (isinstance(text, float) and np.isnan(text)):
-        return 0
-    n = len(_TOKEN_RE.findall(text if isinstance(text, str) else str(text)))
-    return n if model is None else int(round(n * token_factor(model)))
-
-
+# ---------------------------------------------------------------- tokens: the estimate's calibration (`tokens`)
 def token_residuals(routerbench: pd.DataFrame, factor: float = ROUTERBENCH_TOKEN_FACTOR,
                     split: str | None = None) -> pd.DataFrame:
     """Per RouterBench model: the estimated cost (count_tokens x list prices) against the recorded total_cost, in
@@ -131,8 +81,6 @@ def token_residuals(routerbench: pd.DataFrame, factor: float = ROUTERBENCH_TOKEN
     Residual = estimate / recorded - 1 over all the model's rows; `median_abs_row_%` is the typical error of one
     query's cost after calibration.
     """
-    from xrouter_lite.pool import load_prices
-
     t = routerbench[routerbench["source"] == "routerbench"]
     if split is not None:
         t = t[t["split"] == split]
@@ -162,53 +110,6 @@ def _count_many(texts) -> np.ndarray:
     return np.fromiter((count_tokens(t) for t in texts), dtype=np.int64, count=len(texts))
 
 
-# ---------------------------------------------------------------- reading files, failing loudly
-def _json_error(path, text: str, err: json.JSONDecodeError) -> DataError:
-    """A DataError naming the file; 'truncated' when the parser ran off the end."""
-    # An unterminated string always runs to the end of the text, wherever it started.
-    if err.pos >= len(text.rstrip()) - 1 or err.msg.startswith("Unterminated string"):
-        return DataError(f"{path}: truncated JSON (ends after {len(text)} chars: {err.msg})")
-    return DataError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}")
-
-
-def _read_json(path: Path, label=None):
-    """Parse a JSON file; a DataError naming it (or `label`) when it is truncated or invalid."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise _json_error(label or path, text, err) from None
-
-
-def _read_zip_json(path: Path, label=None):
-    """The one JSON document inside a zip; a DataError naming the zip (or `label`) when it is corrupt."""
-    path, shown = Path(path), label or path
-    try:
-        with zipfile.ZipFile(path) as z:
-            members = [n for n in z.namelist() if n.endswith(".json")]
-            if len(members) != 1:
-                raise DataError(f"{shown}: expected one .json inside the zip, found {members or 'none'}")
-            text = z.read(members[0]).decode("utf-8")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as err:
-        raise DataError(f"{shown}: corrupt zip ({err})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise _json_error(f"{shown}:{members[0]}", text, err) from None
-
-
-def _read_csv(path: Path, label=None) -> pd.DataFrame:
-    """A CSV as a DataFrame; a DataError naming it (or `label`) when it is cut short or malformed."""
-    raw, shown = path.read_bytes(), label or path
-    if raw and not raw.endswith(b"\n"):
-        # pandas would quietly fill the cut row with NaN (which reads as a blank score): refuse instead.
-        raise DataError(f"{shown}: truncated CSV (no newline at the end of the last row)")
-    try:
-        return pd.read_csv(io.BytesIO(raw))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"{shown}: invalid CSV ({err})") from None
-
-
 def _field(rec, keys, path: Path, i: int):
     """The first present field of a record; a DataError naming file, record and field if none is."""
     if not isinstance(rec, dict):
@@ -219,10 +120,10 @@ def _field(rec, keys, path: Path, i: int):
     raise DataError(f"{path}: record {i} has no {' or '.join(map(repr, keys))} field")
 
 
-def _as_text(value) -> str:
+def _recorded_text(value) -> str:
     """A recorded output as plain text: ZeroEval lists hold one string; None/NaN -> ''."""
     if isinstance(value, (list, tuple)):
-        return "\n\n".join(_as_text(v) for v in value)
+        return "\n\n".join(_recorded_text(v) for v in value)
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
     return str(value)
@@ -249,8 +150,8 @@ def _zeroeval_rows(path: Path) -> dict[str, list]:
         gold = str(_field(rec, ["answer"], path, i))
         # GSM8K golds are recorded as "# 18": keep the number only.
         cols["gold"].append(gold.lstrip("#").strip() if task == "gsm" else gold)
-        cols["response"].append(_as_text(rec.get("output")))  # missing/empty output: graded wrong
-        cols["prompt"].append(_as_text(rec.get("chat_history")) or cols["question"][-1])
+        cols["response"].append(_recorded_text(rec.get("output")))  # missing/empty output: graded wrong
+        cols["prompt"].append(_recorded_text(rec.get("chat_history")) or cols["question"][-1])
     _check_answer_field(records, ["output"], path)
     _check_unique(cols["uid"], path)
     return cols
@@ -368,7 +269,7 @@ def _mmlu_rows(path: Path) -> pd.DataFrame:
         rows.append((str(_field(rec, ["question_id"], path, i)), str(_field(rec, ["question"], path, i)),
                      tuple(map(str, options)), gold, str(rec.get("category") or ""),
                      # gemini and jamba write `model_outputs`, the others `generated_text`.
-                     _as_text(rec.get("model_outputs", rec.get("generated_text")))))
+                     _recorded_text(rec.get("model_outputs", rec.get("generated_text")))))
     _check_answer_field(records, list(MMLU_ANSWER_FIELDS), path)
     frame = pd.DataFrame(rows, columns=["uid", "q", "options", "gold", "category", "response"])
     _check_unique(frame["uid"].tolist(), path)
@@ -420,7 +321,7 @@ def _unlist(text) -> str:
     if isinstance(text, (list, tuple)):
         return "\n\n".join(map(str, text))
     if not isinstance(text, str):
-        return _as_text(text)
+        return _recorded_text(text)
     if text.startswith("[") and text.endswith("]"):
         try:
             value = ast.literal_eval(text)
@@ -618,8 +519,6 @@ def _finish(raw: pd.DataFrame, progress: bool) -> pd.DataFrame:
 
     `attrs` carries what the load reports: `coverage` (from the reader) and `grader_errors`.
     """
-    from xrouter_lite.pool import MissingPriceError, load_prices, missing_price_message
-
     unpriced = sorted(set(raw["model"]) - set(load_prices()))
     if unpriced:  # before grading, which takes a minute on the full data
         raise MissingPriceError(missing_price_message(unpriced))
@@ -651,8 +550,6 @@ def reprice(table: pd.DataFrame, multipliers: dict[str, float] | float | None = 
     `multipliers` override REASONING_MULTIPLIER per model ({"o1-mini-2024-09-12": 10}); a single
     number applies to every model in REASONING_MULTIPLIER. Cheap: notebook 01 uses it for 1x/5x/10x.
     """
-    from xrouter_lite.pool import MissingPriceError, load_prices, missing_price_message
-
     mult = _multipliers(multipliers)
     prices = prices or load_prices()
     out = table.copy()
@@ -692,16 +589,14 @@ def _data_dir(data_dir) -> Path:
 
 def _cache_key(data_dir: Path, source: str, allow_pickle: bool | None = None) -> str:
     """Hash of the source's input files (name, size, mtime) and of the code and prices that shape the table."""
-    from xrouter_lite.pool import prices_fingerprint
-
     root = data_dir / source  # each source's files live in a folder of its name
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".json", ".zip", ".csv", ".pkl"})
     if source == "routerbench":  # a pickle beside the folder counts too, and whether it may be read
         files = sorted(set(files) | set(_routerbench_pickles(data_dir)))
     stats = [(str(p.relative_to(data_dir)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     here = Path(__file__).parent
-    code = b"".join(f.read_bytes() for f in (here / "data.py", here / "grading.py", here / "prices.csv")
-                    if f.is_file())
+    code = b"".join(f.read_bytes() for f in (here / "data.py", here / "grading.py", here / "tokens.py",
+                                            here / "upstream.py", here / "prices.csv") if f.is_file())
     extra = [prices_fingerprint(), pickle_allowed(allow_pickle) if source == "routerbench" else None]
     blob = json.dumps([source, stats, hashlib.sha1(code).hexdigest(), extra]).encode()
     return hashlib.sha1(blob).hexdigest()[:16]
@@ -822,7 +717,7 @@ def load_table(data_dir=None, sources=None, cache_dir=_USE_DEFAULT_CACHE, reason
 
     `reasoning_multiplier` (a number or {model: x}) reprices o1-mini's hidden reasoning without a
     rebuild; `cache_dir=None` disables the cache (default: DEFAULT_CACHE). The cache key covers the input
-    files' names, sizes and mtimes, the code (data.py, grading.py, prices.csv) and your price file, so any
+    files' names, sizes and mtimes, the code (data.py, grading.py, tokens.py, upstream.py, prices.csv) and your price file, so any
     change rebuilds. Every load (cached or not) warns about model files that answer only part of their task
     (their task keeps the queries every model answered) and about grader failures; `table.attrs` keeps both:
     `attrs["grader_errors"]` = {"task/model": n}, `attrs["build"]` = {source: its full build report}.
@@ -846,30 +741,6 @@ def load_table(data_dir=None, sources=None, cache_dir=_USE_DEFAULT_CACHE, reason
                    "grader_errors": {k: v for r in reports.values()
                                      for k, v in (r.get("grader_errors") or {}).get("counts", {}).items()}}
     return table
-
-
-# ---------------------------------------------------------------- splits
-SPLIT_EDGES = (0.8, 0.9)  # train < 0.8 <= validation < 0.9 <= test on a uniform hash of the text
-
-
-def _normalise(text: str) -> str:
-    """Case- and whitespace-insensitive form of a question, so trivial variants share a split."""
-    return " ".join(str(text).lower().split())
-
-
-def split_of(question: str) -> str:
-    """'train', 'validation' or 'test' from a sha1 of the normalised question text (80/10/10, stable)."""
-    digest = hashlib.sha1(_normalise(question).encode("utf-8")).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
-    return "train" if u < SPLIT_EDGES[0] else "validation" if u < SPLIT_EDGES[1] else "test"
-
-
-def add_splits(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with a `split` column; identical question texts always share a split."""
-    # Hash each query's text once and map by the short query id (mapping by long texts is slow).
-    first = table.loc[~table["query_id"].duplicated(), ["query_id", "question"]]
-    splits = pd.Series([split_of(q) for q in first["question"]], index=first["query_id"].to_numpy())
-    return table.assign(split=table["query_id"].map(splits).astype(str))
 
 
 # ---------------------------------------------------------------- pool summary and its command
@@ -913,151 +784,7 @@ def pool_command(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- download
-# The same upstream files as shared/data, at the commits its README names, with their sizes.
-UPSTREAM = {
-    "zeroeval": ("https://raw.githubusercontent.com/WildEval/ZeroEval/8c1485e", "zeroeval/", {
-        "result_dirs/crux.summary.json": 8111,
-        "result_dirs/gsm.summary.json": 7530,
-        "result_dirs/math-l5.summary.json": 6864,
-        "result_dirs/crux/Meta-Llama-3.1-70B-Instruct.json": 2891142,
-        "result_dirs/crux/Meta-Llama-3.1-8B-Instruct.json": 2921606,
-        "result_dirs/crux/claude-3-5-haiku-20241022.json": 2323611,
-        "result_dirs/crux/claude-3-5-sonnet-20241022.json": 1953211,
-        "result_dirs/crux/claude-3-haiku-20240307.json": 2224857,
-        "result_dirs/crux/deepseek-v2.5-0908.json": 1983582,
-        "result_dirs/crux/gemini-1.5-flash.json": 1981079,
-        "result_dirs/crux/gemini-1.5-pro.json": 1872813,
-        "result_dirs/crux/gemma-2-2b-it.json": 2581132,
-        "result_dirs/crux/gpt-4o-2024-08-06.json": 2184094,
-        "result_dirs/crux/gpt-4o-mini-2024-07-18.json": 2318690,
-        "result_dirs/crux/o1-mini-2024-09-12.json": 1954818,
-        "result_dirs/gsm/Meta-Llama-3.1-70B-Instruct.json": 3651876,
-        "result_dirs/gsm/Meta-Llama-3.1-8B-Instruct.json": 3880145,
-        "result_dirs/gsm/claude-3-5-haiku-20241022.json": 2857123,
-        "result_dirs/gsm/claude-3-5-sonnet-20241022.json": 2369630,
-        "result_dirs/gsm/claude-3-haiku-20240307.json": 2800290,
-        "result_dirs/gsm/deepseek-v2.5-0908.json": 2501381,
-        "result_dirs/gsm/gemini-1.5-flash.json": 2327638,
-        "result_dirs/gsm/gemini-1.5-pro.json": 2386631,
-        "result_dirs/gsm/gemma-2-2b-it.json": 3338425,
-        "result_dirs/gsm/gpt-4o-2024-08-06.json": 2478555,
-        "result_dirs/gsm/gpt-4o-mini-2024-07-18.json": 2518569,
-        "result_dirs/gsm/o1-mini-2024-09-12.json": 2323098,
-        "result_dirs/math-l5/Meta-Llama-3.1-70B-Instruct.json": 3251669,
-        "result_dirs/math-l5/Meta-Llama-3.1-8B-Instruct.json": 3920310,
-        "result_dirs/math-l5/claude-3-5-haiku-20241022.json": 1826323,
-        "result_dirs/math-l5/claude-3-5-sonnet-20241022.json": 1575059,
-        "result_dirs/math-l5/claude-3-haiku-20240307.json": 1610747,
-        "result_dirs/math-l5/deepseek-v2.5-0908.json": 1815662,
-        "result_dirs/math-l5/gemini-1.5-flash.json": 1630679,
-        "result_dirs/math-l5/gemini-1.5-pro.json": 1612901,
-        "result_dirs/math-l5/gemma-2-2b-it.json": 3378569,
-        "result_dirs/math-l5/gpt-4o-2024-08-06.json": 2112358,
-        "result_dirs/math-l5/gpt-4o-mini-2024-07-18.json": 2135895,
-        "result_dirs/math-l5/o1-mini-2024-09-12.json": 1503460}),
-    "mmlu-pro": ("https://raw.githubusercontent.com/TIGER-AI-Lab/MMLU-Pro/f418b11", "mmlu-pro/", {
-        "eval_results/model_outputs_Meta-Llama-3_1-70B-Instruct_5shots.zip": 3745363,
-        "eval_results/model_outputs_Meta-Llama-3_1-8B-Instruct_5shots.zip": 3937818,
-        "eval_results/model_outputs_Mixtral-8x7B-Instruct-v0.1_5shots.zip": 3521102,
-        "eval_results/model_outputs_Phi-3-mini-4k-instruct_5shots.zip": 3696740,
-        "eval_results/model_outputs_Qwen1.5-72B-Chat_5shots.zip": 4190708,
-        "eval_results/model_outputs_gemini-1.5-flash-002_5shots.zip": 3926017,
-        "eval_results/model_outputs_gemini-1.5-pro-002_5shots.zip": 3554333,
-        "eval_results/model_outputs_jamba-1.5-large_5shots.zip": 2920361}),
-    "routerbench": ("https://raw.githubusercontent.com/shuhao02/RouterDC/0e63989", "routerbench/", {
-        "datasets/routerbench_zs/arc_challenge_test.csv": 1102387,
-        "datasets/routerbench_zs/arc_challenge_train.csv": 2579191,
-        "datasets/routerbench_zs/mbpp_test.csv": 1322291,
-        "datasets/routerbench_zs/mbpp_train.csv": 3128944,
-        "datasets/routerbench_zs/winograde_test.csv": 696034,
-        "datasets/routerbench_zs/winograde_train.csv": 1623934}),
-}
-
-
-def _local_path(source: str, upstream_path: str) -> str:
-    """Where an upstream file lives in the data directory (the shared/data layout)."""
-    prefix = UPSTREAM[source][1]
-    return prefix + upstream_path.removeprefix("datasets/")
-
-
-def _check_download(path: Path, name: str, expected_size: int | None) -> None:
-    """Refuse a downloaded file of the wrong size, or one that does not parse as its kind."""
-    size = path.stat().st_size
-    if expected_size is not None and size != expected_size:
-        raise DataError(f"{name}: downloaded {size} bytes, expected {expected_size}")
-    if name.endswith(".json"):
-        _read_json(path, name)
-    elif name.endswith(".zip"):
-        _read_zip_json(path, name)
-    elif name.endswith(".csv"):
-        _read_csv(path, name)
-
-
-def _fetch(url: str, dest: Path, name: str, expected_size: int | None, opener, bar) -> None:
-    """Download one file to a temp name, verify it, then rename it into place."""
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with opener.open(url, timeout=60) as resp, tmp.open("wb") as f:
-            while chunk := resp.read(1 << 16):
-                f.write(chunk)
-                bar.update(len(chunk))
-        _check_download(tmp, name, expected_size)
-        os.replace(tmp, dest)
-    except OSError as err:  # urllib's HTTPError/URLError are OSErrors: name the file and the URL
-        raise OSError(f"{name}: download from {url} failed ({err})") from err
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def download(data_dir, sources=None, base_urls: dict[str, str] | None = None, session=None,
-             progress: bool = True) -> list[Path]:
-    """Fetch the upstream files (README's repos and commits) into data_dir; files already there are kept.
-
-    `base_urls` maps a source to another base URL (a mirror, or a local test server); `session` is
-    anything with `.open(url, timeout=...)` such as `urllib.request.build_opener()`. Each file is
-    checked (size, and that its JSON/zip/CSV parses) before it is renamed into place.
-    """
-    from tqdm.auto import tqdm
-
-    data_dir = Path(data_dir)
-    chosen = list(SOURCES) if not sources else list(sources)
-    unknown = [s for s in chosen if s not in UPSTREAM]
-    if unknown:
-        raise UsageError(f"unknown source(s) {unknown}; choose from {list(UPSTREAM)}")
-    opener = session or urllib.request.build_opener()
-    todo = []
-    for source in chosen:
-        base = (base_urls or {}).get(source, UPSTREAM[source][0]).rstrip("/")
-        for name, size in UPSTREAM[source][2].items():
-            dest = data_dir / _local_path(source, name)
-            if dest.is_file() and (size is None or dest.stat().st_size == size):
-                continue
-            todo.append((f"{base}/{name}", dest, name, size))
-    total = sum(s for *_, s in todo if s) or None
-    partial = data_dir / PARTIAL  # until every file is in, resolve_data_dir does not take this folder as data
-    if not todo:
-        return []
-    url, _, name, _ = todo[0]
-    try:  # one request first: offline, fail in one line before any folder or progress bar appears
-        opener.open(url, timeout=20).close()
-    except OSError as err:
-        raise OSError(f"{name}: download from {url} failed ({err})") from err
-    data_dir.mkdir(parents=True, exist_ok=True)
-    partial.write_text("a download into this folder has not completed; run it again to finish\n")
-    done = 0
-    try:
-        with tqdm(total=total, unit="B", unit_scale=True, desc="download", disable=not progress) as bar:
-            for url, dest, name, size in todo:
-                _fetch(url, dest, name, size, opener, bar)
-                done += 1
-    finally:  # complete, or nothing fetched: no marker; some files in: the marker stays until a rerun finishes
-        if done in (0, len(todo)):
-            partial.unlink(missing_ok=True)
-    return [dest for _, dest, _, _ in todo]
-
-
+# ---------------------------------------------------------------- download (`upstream`)
 def download_command(args) -> int:
     """CLI `python -m xrouter_lite download [--data DIR] [--sources ...]` (default DIR: the checkout's data/upstream)."""
     from xrouter_lite.profiles import default_data_dir

@@ -9,14 +9,15 @@
     'USD per query (log scale)'
 
 `explorer_plane_figure` draws one setting of notebook 04's explorer (a `whatif.WhatIf`); `write_figure` saves a
-figure as PNG when kaleido and a Chromium work, else as HTML.
+figure as PNG when kaleido and a Chromium work, else as HTML; `write_headline` writes a run's headline files.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,8 +27,7 @@ from plotly.subplots import make_subplots
 
 from xrouter_lite.metrics import ndch, pareto_front
 
-if TYPE_CHECKING:  # annotations only
-    from xrouter_lite.whatif import WhatIf
+from xrouter_lite.whatif import WhatIf, markdown_table  # explore draws and writes what `whatif` computes
 
 # One marker per kind of point, so single models, baselines and trained routers read apart at a glance.
 KIND_STYLE = {
@@ -344,6 +344,37 @@ def write_figure(fig: go.Figure, path, png: bool = True) -> tuple[Path, str]:
     fig.write_html(html_path, include_plotlyjs=True)  # self-contained: opens offline
     return html_path, (f"no PNG ({reason}; it needs `pip install kaleido` and Chrome or Chromium); "
                        f"wrote {html_path} instead")
+
+
+def write_headline(head: pd.DataFrame, plane: go.Figure, artifacts, note: str = "", png: bool = True,
+                   details: dict | None = None) -> list[str]:
+    """The run's headline results in `artifacts`: headline.csv, headline.md (note, table, figure), cost_accuracy.png
+    and, with `details` (the numbers with their intervals, see `headline_details`), headline.json, which
+    `python -m xrouter_lite report` reads.
+
+    The PNG falls back to cost_accuracy.html (see `write_figure`); the returned lines say what was written.
+    """
+    out = Path(artifacts)
+    out.mkdir(parents=True, exist_ok=True)
+    head.to_csv(out / "headline.csv", index=False)
+    if details is not None:
+        (out / "headline.json").write_text(json.dumps(details, indent=1, default=_json_default) + "\n")
+    picture, said = write_figure(plane, out / "cost_accuracy.png", png)
+    link = f"![cost vs accuracy]({picture.name})" if picture.suffix == ".png" else f"[cost vs accuracy]({picture.name})"
+    (out / "headline.md").write_text(f"{note}\n\n{markdown_table(head)}\n{link}\n".lstrip())
+    wrote = "headline.csv, headline.md" + (" and headline.json" if details is not None else "")
+    return [f"wrote {wrote} in {out}", said]
+
+
+def _json_default(v):
+    """numpy scalars and NaN as JSON: numbers, None for NaN."""
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
 
 
 # ---------------------------------------------------------------- teaching figures (notebooks 01 and 03)

@@ -538,7 +538,7 @@ def train_grpo(model_or_path, tokenizer, rows: Sequence[GRPORow], pool: ReplayPo
         meta = {**meta, "stage": "grpo", "lambda": reward_cfg.lam, "seed": seed,
                 "lambda_grid": list(settings.lambda_grid),
                 "lambda_in_prompt": bool(settings.lambda_grid) or bool(settings.state_lambda)}
-        save_router(trainer.model, tokenizer, out_dir, meta, quantized=load_in_4bit)
+        save_grpo_router(trainer.model, tokenizer, out_dir, meta, quantized=load_in_4bit)
         log.to_csv(out_dir / "grpo_log.csv", index=False)
     return log
 
@@ -577,7 +577,7 @@ def check_router_info(info: dict) -> None:
                          "router.json has them (the SFT router's, written by sft.router_info)")
 
 
-def save_router(model, tokenizer, out_dir: str | os.PathLike, info: dict, quantized: bool = False) -> Path:
+def save_grpo_router(model, tokenizer, out_dir: str | os.PathLike, info: dict, quantized: bool = False) -> Path:
     """Save a loadable router: merged weights (LoRA folded in) unless the base is 4-bit, plus tokenizer and router.json.
 
     A 4-bit base cannot take merged weights without dequantising it, so then only the adapter is saved and

@@ -26,23 +26,7 @@ from collections.abc import Sequence
 
 import torch
 
-from xrouter_lite.protocol import SELECT, Action, render_calls
-
-
-def _openers() -> tuple[str, str]:
-    """The text right before a tool name in a call and in select_response's argument, as render_calls writes it."""
-    call = render_calls([Action("call", model="M", args={})])
-    select = render_calls([Action("select", model="M", args={"model_call_name": "NAME"})])
-    call_opener = call[: call.index('"name": "') + len('"name": "')]
-    select_opener = select[select.index(SELECT) + len(SELECT): select.index('"NAME"') + 1]
-    return call_opener, select_opener
-
-
-def _call_fragments() -> tuple[str, str]:
-    """The text between a called name and its system prompt, and the text that closes every call block."""
-    call = render_calls([Action("call", model="M", args={"optimized_system_prompt": "P"})])
-    name = "call_M"
-    return call[call.index(name) + len(name): call.index('"P"') + 1], call[call.index('"P"') + 2:]
+from xrouter_lite.protocol import CALL_ARGS, CALL_CLOSE, CALL_OPENER, SELECT, SELECT_ARGS
 
 
 class GuidedIds:
@@ -68,14 +52,12 @@ class GuidedIds:
         from xrouter_lite.traces import DEFAULT_TASK_PROMPT, TASK_PROMPTS
 
         vocab = tokenizer.get_vocab()
-        call_opener, select_opener = _openers()
-        if call_opener not in vocab or select_opener not in vocab:
+        if CALL_OPENER not in vocab or SELECT_ARGS not in vocab:
             return None
         names = {i for t, i in vocab.items() if t.startswith("call_") or t == SELECT}
-        args, close = _call_fragments()
         prompts = frozenset(vocab[p] for p in [*TASK_PROMPTS.values(), DEFAULT_TASK_PROMPT] if p in vocab)
-        return cls(vocab[call_opener], vocab[select_opener], names, vocab.get(SELECT), vocab.get(args),
-                   vocab.get(close), vocab.get("<|im_end|>"), prompts)
+        return cls(vocab[CALL_OPENER], vocab[SELECT_ARGS], names, vocab.get(SELECT), vocab.get(CALL_ARGS),
+                   vocab.get(CALL_CLOSE), vocab.get("<|im_end|>"), prompts)
 
 
 def allowed_next(seq: Sequence[int], listed: Sequence[int], ids: GuidedIds) -> list[int] | None:

@@ -63,16 +63,14 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from xrouter_lite.cache import ResponseCache, open_db
-from xrouter_lite.pool import Answer, ModelSpec, Pool, PoolError, Query
+from xrouter_lite.data import COLUMNS  # the tidy table of docs/DESIGN.md: a recording writes the same columns
+from xrouter_lite.pool import TIERS, Answer, ModelSpec, Pool, PoolError, Query
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504}  # transient by HTTP semantics; other 4xx are our fault
 IN_TOKEN_SAFETY = 1.25  # the budget over-estimates prompt tokens by this factor: tokenizers differ
 MESSAGE_OVERHEAD_TOKENS = 4  # role and format tokens a chat template adds per message
-TIERS = ("premium", "standard", "budget", "specialized")
-TABLE_COLUMNS = ["query_id", "source", "task", "category", "question", "gold", "model", "response",
-                 "correct", "in_tokens", "out_tokens", "usd"]  # the tidy table of docs/DESIGN.md
 
 
 class LivePoolError(PoolError):
@@ -595,7 +593,7 @@ class LivePool(Pool):
 
 # ----------------------------------------------------------------------------- recording
 
-DEFAULT_CACHE = Path(".cache/responses.sqlite")  # same default as `python -m xrouter_lite record --cache`
+RESPONSE_CACHE = Path(".cache/responses.sqlite")  # same default as `python -m xrouter_lite record --cache`
 CHECKPOINT_S = 30.0  # how often the output table is rewritten during a recording (the journal is per call)
 
 
@@ -630,7 +628,7 @@ def _write_table(rows: list[dict], out_path: Path):
     """Write the tidy table (deduplicated by query and model) atomically: no reader sees half a file."""
     import pandas as pd
 
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS).drop_duplicates(["query_id", "model"], keep="last")
+    table = pd.DataFrame(rows, columns=COLUMNS).drop_duplicates(["query_id", "model"], keep="last")
     table = table.sort_values(["query_id", "model"], kind="stable").reset_index(drop=True)
     table["gold"] = table["gold"].map(lambda g: None if g is None or g == "" or g != g else str(g))
     table = table.astype({"in_tokens": "int64", "out_tokens": "int64", "correct": "float64", "usd": "float64"})
@@ -661,7 +659,7 @@ def record(pool_config: str | os.PathLike | Sequence[ModelSpec], queries: Sequen
     after retries are skipped (a rerun asks them again); BudgetExceeded is raised after saving.
     """
     specs = load_pool_config(pool_config) if isinstance(pool_config, (str, os.PathLike)) else list(pool_config)
-    out_path, cache_path = Path(out_path), Path(cache_path or DEFAULT_CACHE)
+    out_path, cache_path = Path(out_path), Path(cache_path or RESPONSE_CACHE)
     if out_path.suffix not in (".parquet", ".csv"):
         raise ValueError(f"out_path must end in .parquet or .csv, got {out_path}")
     grade = grade or _default_grade()

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from xrouter_lite.errors import PriceError, UserError
+from xrouter_lite.splits import add_splits
+from xrouter_lite.tokens import count_tokens
 
 
 def tool_name(model_id: str) -> str:
@@ -313,8 +315,6 @@ class ReplayPool(Pool):
     def call(self, model: str, query: Query, system_prompt: str | None = None,
              temperature: float | None = None) -> Answer:
         """The recorded answer of `model` to `query` (temperature ignored), costed with the system prompt."""
-        from xrouter_lite.data import count_tokens
-
         spec = self.spec(model)
         q, m = self._query_pos.get(query.id, -1), self._model_pos[model]
         row = int(self._row[q, m]) if q >= 0 else -1
@@ -388,9 +388,7 @@ class ReplayPool(Pool):
             cols = [c for c in ("query_id", "source", "task", "category", "question", "gold", "split")
                     if c in self.table]
             self._queries = self.table.loc[~self.table["query_id"].duplicated(), cols].reset_index(drop=True)
-            if "split" not in self._queries:
-                from xrouter_lite.data import add_splits  # a table without splits gets the standard ones
-
+            if "split" not in self._queries:  # a table without splits gets the standard ones
                 self._queries = add_splits(self._queries)
         q = self._queries
         if source is not None:

@@ -14,6 +14,9 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from xrouter_lite import upstream
+from xrouter_lite.upstream import PARTIAL  # a half-done download's marker, owned by `upstream`
+
 DATA_ENV = "XROUTER_LITE_DATA"  # where the recorded upstream files live (CI: ../shared/data)
 RUNS_ENV = "XROUTER_LITE_RUN_DIR"  # set by the notebook runner: where a notebook writes its artifacts
 RUNS_ROOT_ENV = "XROUTER_LITE_RUNS"  # the folder of run series (default <checkout>/runs; Colab: a Drive folder)
@@ -21,7 +24,6 @@ CACHE_ENV = "XROUTER_LITE_CACHE"  # the tidy table's parquet cache and the basel
 OFFLINE_ENV = "XROUTER_LITE_OFFLINE"  # 1: never download the data (what the offline tests set)
 LATEST = "latest"  # runs/latest: the newest series (a symlink; a one-line pointer file where links fail)
 SOURCE_DIRS = ("zeroeval", "mmlu-pro", "routerbench")  # one folder per recorded source in a data directory
-PARTIAL = ".download-incomplete"  # left in a data directory while a download runs; gone when it completed
 
 
 @dataclass(frozen=True)
@@ -273,10 +275,8 @@ def resolve_data_dir(path: str | os.PathLike | None = None, download: bool = Tru
     elif os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
         why = f"download skipped (${OFFLINE_ENV} is set)"
     else:
-        from xrouter_lite.data import download as fetch  # data imports this module: import here
-
         try:
-            fetch(target)
+            upstream.download(target)
             return target
         except Exception as exc:  # no network, a proxy, a moved file: one line, not urllib's traceback
             why = f"download failed ({' '.join(str(exc).split())[:200]})"

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable, Sequence
 
-from xrouter_lite.pool import Answer, ModelSpec, _context_words, tool_name
+from xrouter_lite.pool import TIERS, Answer, ModelSpec, _context_words, tool_name
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 SELECT = "select_response"
@@ -377,6 +377,40 @@ def _turn_error(actions: list[Action], mode: str) -> str:
     if mode == "simple" and len(actions) > 1:
         return f"simple mode allows exactly one call, got {len(actions)}"
     return ""
+
+
+# The fixed text of a call block as `render_calls` writes it (json.dumps' default separators); the one owner of
+# these strings. The tiny tokenizer makes each one token (`sft.protocol_texts`), guided decoding keys on them
+# (`guided.GuidedIds`), and the tiny base records their hash (`sft.protocol_hash`): change one and the base is rebuilt.
+#   CALL_OPENER + "call_<model>" + CALL_ARGS + <the system prompt, JSON-escaped> + CALL_CLOSE
+#   CALL_OPENER + "select_response" + SELECT_ARGS + "call_<model>" + CALL_CLOSE
+CALL_OPENER = OPEN + '\n{"name": "'
+CALL_ARGS = '", "arguments": {"optimized_system_prompt": "'
+SELECT_ARGS = '", "arguments": {"model_call_name": "'
+CALL_CLOSE = '"}}\n' + CLOSE
+SCHEMA_OPENING = '{"type": "function", "function": {"name": "'  # how every tool schema's JSON starts, before its name
+SCHEMA_DESCRIPTION = '", "description": "'  # between a tool's name and its description
+
+
+def schema_tail(mode: str = "agent") -> str:
+    """The JSON after a call tool's description (its argument schema): the same text for every tool."""
+    spec = ModelSpec("m", 1.0, 1.0, tier="budget")
+    line = json.dumps(tool_schemas([spec], mode)[0], ensure_ascii=False)
+    head = SCHEMA_OPENING + spec.tool + SCHEMA_DESCRIPTION + describe(spec)
+    if not line.startswith(head):  # the layout the tiny tokenizer's protocol tokens rely on
+        raise AssertionError(f"tool schema JSON no longer starts with {head!r}: {line[:120]!r}")
+    return line[len(head):]
+
+
+def fixed_texts(max_turns: int = 3, lambdas: Sequence[float] = ()) -> dict[str, list[str]]:
+    """Every fixed text of the protocol, by group, each in a stable order: "prompts" (the two system prompts),
+    "schema" (a tool schema's opening, each tier, its argument schema), "cost" (the cost-weight line's two halves and
+    the whole line for each of `lambdas`) and "calls" (the call fragments). `sft.protocol_texts` makes each one
+    token of the tiny tokenizer; `protocol_hash` fingerprints them."""
+    return {"prompts": [system_prompt("agent", max_turns), system_prompt("simple")],
+            "schema": [SCHEMA_OPENING, *[f"{t} tier; " for t in TIERS], schema_tail("simple")],
+            "cost": [*COST_LINE.split("{lam}"), *[cost_line(lam) for lam in lambdas]],
+            "calls": [CALL_OPENER, CALL_ARGS, SELECT_ARGS, CALL_CLOSE]}
 
 
 def render_calls(actions: Iterable[Action]) -> str:

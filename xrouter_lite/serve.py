@@ -68,7 +68,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from xrouter_lite.episode import Episode, default_count_tokens, run_episode
+from xrouter_lite.episode import Episode, Router, default_count_tokens, run_episode
 from xrouter_lite.live import IN_TOKEN_SAFETY, BudgetExceeded, BudgetGuard, LivePool
 from xrouter_lite.pool import Answer, Pool, PoolError, Query, ReplayPool, blended_price
 from xrouter_lite.protocol import MAX_TOOL_RESULT_CHARS, cost_line, system_prompt, tool_schemas
@@ -89,7 +89,6 @@ ROUTER_DIRS = ("router_grpo", "router_sft")  # checkpoints the training notebook
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _KEY_LIKE = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-]{8,}")  # provider keys an upstream error may echo back
 
-Router = Callable[[list, list], str]
 
 
 # ----------------------------------------------------------------------------- errors and secrets
@@ -776,7 +775,7 @@ def find_router(path: str | os.PathLike) -> Path | None:
     return None
 
 
-def router_info(checkpoint: str | os.PathLike) -> dict:
+def read_router_info(checkpoint: str | os.PathLike) -> dict:
     """The checkpoint's router.json (mode, max_turns, base, stage, lambda, lambda_in_prompt, tool_result_chars,
     answer_notes, ...), or {} when it has none."""
     path = Path(checkpoint) / "router.json"
@@ -843,7 +842,7 @@ def app_from_args(args):
     if checkpoint is None:
         raise FileNotFoundError(f"no router checkpoint in {args.router}: expected artifacts/router_grpo or "
                                 "artifacts/router_sft (notebooks 02 and 03 write them), or a checkpoint directory")
-    info = router_info(checkpoint)
+    info = read_router_info(checkpoint)
     pool = open_pool(args.pool, args.data, [s.strip() for s in args.sources.split(",") if s.strip()], args.cache)
     from xrouter_lite.lm_router import LMRouter  # torch loads only once the checkpoint and pool are known good
     from xrouter_lite.modeling import load_saved_router

@@ -23,6 +23,7 @@ merged into the weights before saving, so `load_router(path)` loads a plain chec
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -37,7 +38,9 @@ import torch
 from xrouter_lite.modeling import build_tiny_router, load_router, lora_config, pick_device, qwen25_chat_template
 from xrouter_lite.pool import Query, ReplayPool
 from xrouter_lite.profiles import Profile, SFTSettings
-from xrouter_lite.protocol import SELECT, Action, render_calls, system_prompt, tool_schemas
+from xrouter_lite.agreement import DIFFERENT, SAME
+from xrouter_lite.protocol import SCHEMA_DESCRIPTION, SCHEMA_OPENING, SELECT, describe_parts, tool_schemas
+from xrouter_lite.protocol import fixed_texts as protocol_fixed_texts
 from xrouter_lite.subsets import limit_per_task, spread  # noqa: F401  (limit_per_task: notebooks import it here)
 from xrouter_lite.traces import DEFAULT_TASK_PROMPT, TASK_PROMPTS, _check_no_test, build_traces
 
@@ -98,15 +101,16 @@ def tiny_router_texts(pool: ReplayPool, queries: Sequence[Query], n_traces: int 
 def _tiny_spec(s: SFTSettings, seed: int) -> dict:
     return {"vocab_size": s.vocab_size, "hidden_size": s.hidden_size, "layers": s.layers, "heads": s.heads, "seed": seed,
             "tool_result_chars": s.tool_result_chars, "answer_notes": s.answer_notes,
-            "lambda_grid": list(s.lambda_grid), "protocol_tokens": 4}  # bump when protocol_texts changes: a base built with other texts is rebuilt
+            "lambda_grid": list(s.lambda_grid),
+            "protocol": protocol_hash(lambdas=s.lambda_grid)}  # other protocol texts: the base is rebuilt
 
 
 def build_or_load_base(profile: Profile, artifacts: str | os.PathLike, pool: ReplayPool | None = None,
                        queries: Sequence[Query] | None = None, device: str | None = None):
     """(model, tokenizer) to start SFT from: the tiny router (built once into artifacts/tiny_base) or a Hub model.
 
-    The tiny base is rebuilt only when missing or built with other sizes (`tiny_base/tiny.json`); building it
-    needs `pool` and train `queries` for the tokenizer. A Hub model comes back 4-bit (if the profile says so)
+    The tiny base is rebuilt only when missing or built with other sizes or protocol texts (`tiny_base/tiny.json`
+    records both, the texts as `protocol_hash`); building it needs `pool` and train `queries` for the tokenizer. A Hub model comes back 4-bit (if the profile says so)
     with fresh LoRA adapters, ready for `train_sft`.
     """
     s = profile.sft
@@ -136,6 +140,19 @@ def tool_names(pool: ReplayPool, queries: Sequence[Query]) -> list[str]:
     return [pool.spec(m).tool for m in models_of(pool, queries)] + [SELECT]
 
 
+def template_texts() -> tuple[str, str]:
+    """The chat template's fixed text around the tool list: (before the first tool, after the last one)."""
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    marker = {"type": "function", "function": {"name": "MARKER", "description": "", "parameters": {}}}
+    (text,), _ = render_jinja_template([[{"role": "system", "content": "SYSTEM"}, {"role": "user", "content": "Q"}]],
+                                       tools=[marker], chat_template=qwen25_chat_template())
+    line = json.dumps(marker, ensure_ascii=False)
+    header = text[text.index("SYSTEM") + len("SYSTEM"): text.index(line) - 1]  # "\n\n# Tools ... <tools>"
+    footer = text[text.index(line) + len(line) + 1: text.index("<|im_end|>")]  # "</tools> ... </tool_call>"
+    return header, footer
+
+
 def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 3,
                    lambdas: Sequence[float] = ()) -> dict[str, list[str]]:
     """The texts every router prompt repeats verbatim, as the chat template renders them.
@@ -148,40 +165,32 @@ def protocol_texts(pool: ReplayPool, queries: Sequence[Query], max_turns: int = 
     Each cost line of `lambdas` (a λ-conditioned router's grid: "\\nCost weight: 10 reward points per USD.") is one
     token too: the λ it trained on is then one token to read, like the task; another λ is spelled in digits.
     """
-    from transformers.utils.chat_template_utils import render_jinja_template
-
-    from xrouter_lite.agreement import DIFFERENT, SAME
-    from xrouter_lite.pool import TIERS
-    from xrouter_lite.protocol import COST_LINE, cost_line, describe_parts
-
     models = models_of(pool, queries)
-    opening = '{"type": "function", "function": {"name": "'  # how tool_schemas' JSON starts, before the name
-    identities, tails = [], set()
+    identities = []
     for m in models:
         spec = pool.spec(m)
         line = json.dumps(tool_schemas([spec], "simple")[0], ensure_ascii=False)
-        who, tier, price = describe_parts(spec)
-        head = opening + spec.tool + '", "description": "'
-        assert line.startswith(head + who + tier + price), (line, head)  # the layout this split relies on
-        identities.append(line[len(opening) + len(spec.tool): len(head) + len(who)])
-        tails.add(line[len(head + who + tier + price):])  # '", "parameters": {...}}}': the same for every tool
-    marker = {"type": "function", "function": {"name": "MARKER", "description": "", "parameters": {}}}
-    (text,), _ = render_jinja_template([[{"role": "system", "content": "SYSTEM"}, {"role": "user", "content": "Q"}]],
-                                       tools=[marker], chat_template=qwen25_chat_template())
-    line = json.dumps(marker, ensure_ascii=False)
-    header = text[text.index("SYSTEM") + len("SYSTEM"): text.index(line) - 1]  # "\n\n# Tools ... <tools>"
-    footer = text[text.index(line) + len(line) + 1: text.index("<|im_end|>")]  # "</tools> ... </tool_call>"
-    fixed = [system_prompt("agent", max_turns), system_prompt("simple"), header, footer, opening,
-             *[f"{t} tier; " for t in TIERS], *sorted(tails), *SAME.split("{tool}"), DIFFERENT,
-             *COST_LINE.split("{lam}"), *[cost_line(lam) for lam in lambdas]]
-    # The router's own turns, as render_calls writes them: <tool_call>{"name": NAME, ...ARGS}</tool_call>
-    call = render_calls([Action("call", model="M", args={"optimized_system_prompt": "P"})])
-    select = render_calls([Action("select", model="M", args={"model_call_name": "N"})])
-    name = "call_M"
-    fixed += [call[: call.index(name)], call[call.index(name) + len(name): call.index('"P"') + 1],
-              select[select.index(SELECT) + len(SELECT): select.index('"N"') + 1], call[call.index('"P"') + 2:]]
+        who, _, _ = describe_parts(spec)
+        head = SCHEMA_OPENING + spec.tool + SCHEMA_DESCRIPTION
+        assert line.startswith(head + who), (line, head)  # the layout `protocol` declares (SCHEMA_OPENING, ...)
+        identities.append(SCHEMA_DESCRIPTION + who)  # between the tool's name and its tier
+    return {"names": tool_names(pool, queries), "fixed": all_fixed_texts(max_turns, lambdas), "identities": identities}
+
+
+def all_fixed_texts(max_turns: int = 3, lambdas: Sequence[float] = ()) -> list[str]:
+    """`protocol_texts`' "fixed" list: the same for every pool, in the order the tiny tokenizer adds them."""
+    fixed = protocol_fixed_texts(max_turns, lambdas)
+    header, footer = template_texts()
     prompts = list(dict.fromkeys([*TASK_PROMPTS.values(), DEFAULT_TASK_PROMPT]))
-    return {"names": tool_names(pool, queries), "fixed": fixed + prompts, "identities": identities}
+    return [*fixed["prompts"], header, footer, *fixed["schema"], *SAME.split("{tool}"), DIFFERENT, *fixed["cost"],
+            *fixed["calls"], *prompts]
+
+
+def protocol_hash(max_turns: int = 3, lambdas: Sequence[float] = ()) -> str:
+    """A fingerprint of the protocol texts the tiny tokenizer holds as tokens (`tiny_base/tiny.json` records it):
+    any changed prompt, fragment or schema layout changes it, so a base built with other texts is rebuilt."""
+    blob = json.dumps([all_fixed_texts(max_turns, lambdas), SCHEMA_DESCRIPTION], ensure_ascii=False).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def add_protocol_tokens(model, tokenizer, texts: dict[str, list[str]], seed: int = 0) -> int:

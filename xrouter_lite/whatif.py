@@ -3,7 +3,7 @@
 `eval_data` looks every (query, model) outcome up once and fits the baselines; `what_if(data, lam, budget,
 allowed, tasks)` then re-decides every baseline under a cost weight lambda, a per-call budget and a model pool,
 and replays the LM routers' recorded episodes under the same budget and pool, from per-query arrays, in
-milliseconds. The tables here feed `explore`'s figures; `write_headline` writes the README's results.
+milliseconds. The tables here feed `explore`'s figures; `explore.write_headline` writes the README's results.
 
     >>> data = eval_data(pool, train, test, lm_points=[lm_point(episodes, test, pool, "GRPO router", 30.0)])  # doctest: +SKIP
     >>> what_if(data, lam=30.0, budget=1e-3, allowed=["gpt-4o-mini-2024-07-18", "o1-mini-2024-09-12"]).table  # doctest: +SKIP
@@ -29,11 +29,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import pandas as pd
 
-from xrouter_lite.explore import write_figure
-
 if TYPE_CHECKING:  # annotations only: episodes are read, never run, here
-    import plotly.graph_objects as go
-
     from xrouter_lite.episode import Episode
 
 # Every evaluated query's outcome under every model is looked up once (`eval_data`); a setting of the
@@ -730,39 +726,8 @@ def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
                           for row in df.itertuples(index=False))
 
 
-def write_headline(head: pd.DataFrame, plane: "go.Figure", artifacts, note: str = "", png: bool = True,
-                   details: dict | None = None) -> list[str]:
-    """The run's headline results in `artifacts`: headline.csv, headline.md (note, table, figure), cost_accuracy.png
-    and, with `details` (the numbers with their intervals, see `headline_details`), headline.json, which
-    `python -m xrouter_lite report` reads.
-
-    The PNG falls back to cost_accuracy.html (see `write_figure`); the returned lines say what was written.
-    """
-    out = Path(artifacts)
-    out.mkdir(parents=True, exist_ok=True)
-    head.to_csv(out / "headline.csv", index=False)
-    if details is not None:
-        (out / "headline.json").write_text(json.dumps(details, indent=1, default=_json_default) + "\n")
-    picture, said = write_figure(plane, out / "cost_accuracy.png", png)
-    link = f"![cost vs accuracy]({picture.name})" if picture.suffix == ".png" else f"[cost vs accuracy]({picture.name})"
-    (out / "headline.md").write_text(f"{note}\n\n{markdown_table(head)}\n{link}\n".lstrip())
-    wrote = "headline.csv, headline.md" + (" and headline.json" if details is not None else "")
-    return [f"wrote {wrote} in {out}", said]
-
-
-def _json_default(v):
-    """numpy scalars and NaN as JSON: numbers, None for NaN."""
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        return None if np.isnan(v) else float(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
-
-
 def headline_details(w: WhatIf, rows: list[dict], queries: pd.DataFrame | None = None, **about) -> dict:
-    """What `write_headline` keeps as headline.json: the setting, the reference model and the headline's rows (every
+    """What `explore.write_headline` keeps as headline.json: the setting, the reference model and the headline's rows (every
     router, the `headline_models`) with their intervals."""
     counts = queries.loc[w.mask, "task"].value_counts(sort=False).to_dict() if queries is not None else {}
     shown = set(headline_models(w, rows))
