@@ -1,4 +1,4 @@
-"""Scripted λ-conditioned routers for the tests: they read the cost weight stated in the system prompt."""
+"""Scripted λ-conditioned routers for the tests: they read the cost weight stated after the query."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ _COST = re.compile(r"Cost weight: ([0-9.eE+-]+) reward points per USD\.")
 
 
 def stated_lambda(messages: list[dict]) -> float | None:
-    """The cost weight λ the system prompt states (`protocol.cost_line`), or None when it states none."""
-    m = _COST.search(messages[0]["content"]) if messages and messages[0]["role"] == "system" else None
+    """The cost weight λ the user turn states (`protocol.cost_line`), or None when it states none."""
+    user = next((m["content"] for m in messages if m["role"] == "user"), "")
+    m = _COST.search(user)
     return float(m.group(1)) if m else None
 
 

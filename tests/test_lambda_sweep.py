@@ -114,7 +114,7 @@ def test_sweep_runs_a_real_checkpoint_told_each_lambda(pool, tmp_path):
     by_lam, rows = E.lambda_sweep(model, tok, pool, qs, (5.0, 500.0), mode="simple", max_new_tokens=8,
                                   progress=False, tool_result_chars=64, answer_notes=True)
     for lam, eps in by_lam.items():
-        assert all(e.messages[0]["content"].endswith(f"\nCost weight: {lam:g} reward points per USD.") for e in eps)
+        assert all(e.messages[1]["content"].endswith(f"\nCost weight: {lam:g} reward points per USD.") for e in eps)
     assert [r["n"] for r in rows] == [3, 3]
 
 

@@ -418,7 +418,7 @@ def test_a_router_not_trained_with_a_stated_lambda_is_not_told_but_the_weight_is
     prompts = []
 
     def router(messages, tools):
-        prompts.append(messages[0]["content"])
+        prompts.append(" ".join(m["content"] for m in messages if isinstance(m.get("content"), str)))
         return _ladder_router()(messages, tools)
 
     with serving(router, pool, cost_weight=3.0) as (_, client):

@@ -340,12 +340,13 @@ def test_lambda_conditioned_traces_state_the_cost_weight_and_follow_it(pool):
     traces = build_traces(pool, pool.queries("train"), seed=0, lambda_grid=(1.0, 1000.0), label_temperature=0.0,
                           full_pool_share=1.0, agent_share=0.0)
     for t in traces:
-        assert t["messages"][0]["content"].endswith(f"\nCost weight: {t['lambda']:g} reward points per USD.")
+        assert t["messages"][1]["content"].endswith(f"\nCost weight: {t['lambda']:g} reward points per USD.")
     by_lam = {lam: {t["label"] for t in traces if t["lambda"] == lam} for lam in (1.0, 1000.0)}
     assert by_lam[1.0] == {"big-llm"}  # always right: worth its price when a dollar costs 1 point
     assert "big-llm" not in by_lam[1000.0]  # at 1000 points per dollar a cheaper model earns more
     plain = build_traces(pool, pool.queries("train")[:2], seed=0)
-    assert "Cost weight" not in plain[0]["messages"][0]["content"]  # a fixed-λ router is not told
+    assert not any("Cost weight" in m["content"] for m in plain[0]["messages"][:2])  # a fixed-λ router is not told
+    assert "Cost weight" not in traces[0]["messages"][0]["content"]  # the system prompt is the same for every λ
 
 
 def test_guided_decoding_writes_the_fixed_fragments_of_a_call_with_the_tiny_tokenizer(pool, base):
