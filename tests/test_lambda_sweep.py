@@ -26,7 +26,7 @@ class ScriptedLM:
         self.route = by_lambda(price_ladder("tiny", "mid", "big"))
 
     def __call__(self, messages, tools):
-        ScriptedLM.prompts.append(messages[0]["content"])
+        ScriptedLM.prompts.append(messages)
         return self.route(messages, tools)
 
 
@@ -48,7 +48,7 @@ def test_sweep_states_each_lambda_and_rewards_at_it(scripted, pool):
     qs = pool.queries(split="test")
     by_lam, rows = E.lambda_sweep(None, None, pool, qs, (1000, 1, 10, 100), mode="simple", progress=False)
     assert [r["lambda"] for r in rows] == [1.0, 10.0, 100.0, 1000.0] and list(by_lam) == [1.0, 10.0, 100.0, 1000.0]
-    assert {stated_lambda([{"role": "system", "content": p}]) for p in scripted.prompts} == {1.0, 10.0, 100.0, 1000.0}
+    assert {stated_lambda(m) for m in scripted.prompts} == {1.0, 10.0, 100.0, 1000.0}
     for r in rows:
         eps = by_lam[r["lambda"]]
         assert set(r) == set(E.SWEEP_COLUMNS) and r["n"] == len(qs) == len(eps)
@@ -70,7 +70,7 @@ def test_sweep_reuses_episodes_it_is_given_and_checks_its_arguments(scripted, po
     scripted.prompts = []
     by_lam, rows = E.lambda_sweep(None, None, pool, qs, (10.0, 100.0), reuse=first, mode="simple", progress=False)
     assert by_lam[10.0] == first[10.0]
-    assert {stated_lambda([{"role": "system", "content": p}]) for p in scripted.prompts} == {100.0}  # 10 not rerun
+    assert {stated_lambda(m) for m in scripted.prompts} == {100.0}  # 10 not rerun
     _, again = E.lambda_sweep(None, None, pool, qs[:3], (10.0,), reuse=first, mode="simple", progress=False)
     assert again[0]["n"] == 3  # episodes on other queries are not reused
     with pytest.raises(TypeError, match="lam"):
