@@ -97,7 +97,8 @@ GRPO_SMOKE = GRPOSettings(steps=4, prompts_per_step=2, num_generations=4, max_po
                           max_completion_length=320, save_steps=2, sweep_steps=2, eval_queries=24,
                           sweep_eval_queries=12, lambda_grid=LAMBDA_GRID)
 GRPO_CPU = GRPOSettings(steps=60, prompts_per_step=8, num_generations=8, learning_rate=5e-4, max_pool=4,
-                        max_completion_length=320, save_steps=20, sweep_steps=20, sweep_eval_queries=120)
+                        max_completion_length=320, save_steps=20, sweep_steps=20, sweep_eval_queries=120,
+                        lambda_grid=LAMBDA_GRID)
 GRPO_GPU = GRPOSettings(steps=150, prompts_per_step=4, num_generations=8, micro_batch=8, learning_rate=5e-5,
                         lora_r=16, max_pool=None, max_completion_length=768, turn_tokens=192, max_tool_chars=256,
                         save_steps=25, sweep_steps=60)
@@ -160,10 +161,8 @@ class SFTSettings:
 SFT_SMOKE = SFTSettings(full_steps=300, lora_steps=20, format_queries=48, eval_queries=100, lambda_grid=LAMBDA_GRID)
 # cpu: claude-3-haiku never appears in training (a model dominated by gpt-4o-mini on ZeroEval, so holding it out
 # costs the router nothing); notebook 04 offers it at evaluation as an *unseen* model and reports what happens.
-# cpu trains at λ = 10 only. A λ-conditioned tiny router (lambda_grid=LAMBDA_GRID here and in GRPO_CPU; smoke
-# keeps it so CI runs that path) ignored its stated λ: after 2000 steps its first calls moved by < 0.1% between
-# λ = 1 and 1000, at USD 0.00016 per query and validation accuracy 0.73 at every λ. Set both to try it again.
-SFT_CPU = SFTSettings(full_steps=2000, lora_steps=60, held_out=("claude-3-haiku-20240307",))
+# cpu: one λ-conditioned router for every budget (LAMBDA_GRID, here and in GRPO_CPU), told its λ after the query.
+SFT_CPU = SFTSettings(full_steps=2000, lora_steps=60, lambda_grid=LAMBDA_GRID, held_out=("claude-3-haiku-20240307",))
 SFT_GPU = SFTSettings(full_steps=0, lora_steps=300, lora_lr=2e-4, batch_size=4, save_steps=100, tool_result_chars=256)
 
 
