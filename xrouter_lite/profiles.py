@@ -161,7 +161,8 @@ class SFTSettings:
 SFT_SMOKE = SFTSettings(full_steps=300, lora_steps=20, format_queries=48, eval_queries=100, lambda_grid=LAMBDA_GRID)
 # cpu: claude-3-haiku never appears in training (a model dominated by gpt-4o-mini on ZeroEval, so holding it out
 # costs the router nothing); notebook 04 offers it at evaluation as an *unseen* model and reports what happens.
-# cpu: one λ-conditioned router for every budget (LAMBDA_GRID, here and in GRPO_CPU), told its λ after the query.
+# cpu: one λ-conditioned router for every budget (LAMBDA_GRID, here and in GRPO_CPU): each trace and GRPO row draws
+# λ and states it after the query (protocol.cost_line), where the tiny router reads it; notebook 04 sweeps it.
 SFT_CPU = SFTSettings(full_steps=2000, lora_steps=60, lambda_grid=LAMBDA_GRID, held_out=("claude-3-haiku-20240307",))
 SFT_GPU = SFTSettings(full_steps=0, lora_steps=300, lora_lr=2e-4, batch_size=4, save_steps=100, tool_result_chars=256)
 
