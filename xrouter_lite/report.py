@@ -134,11 +134,22 @@ def seeds_section(path: Path) -> dict:
 def table_section(path: Path) -> dict:
     """An extra table (title, command, rows, ...) a producer wrote as JSON, e.g. issue 14's unseen-pool evaluation."""
     d = _read_json(path)
+    if isinstance(d, dict) and path.name == "headline.json" and "title" not in d:
+        d = headline_as_table(d, path)
     if not isinstance(d, dict) or not d.get("rows") or not d.get("title") or not d.get("command"):
         raise ReportError(f"{path}: a table needs 'title', 'command' and 'rows' (each with router, n, accuracy, "
                           "usd_per_query, mean_reward, lambda, split)")
     return {k: d[k] for k in ("title", "command", "split", "source", "lambda", "note") if k in d} | {
         "file": path.name, "rows": [_row(r) for r in d["rows"]]}
+
+
+def headline_as_table(d: dict, path: Path) -> dict:
+    """Another run's notebook-04 headline (e.g. the MMLU-Pro series) as a table: `--table RUN/artifacts/headline.json`."""
+    run = path.resolve().parents[1]
+    summary = _read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
+    profile, source = summary.get("profile", run.name.split("-")[0]), d.get("source", "zeroeval")
+    return d | {"title": f"Every router on the {source} {d.get('split', 'test')} split (run `{run.name}`, notebook 04)",
+                "command": f"python -m xrouter_lite notebooks --profile {profile} --source {source}"}
 
 
 SWEEP_ROW = ("lambda", "n", "accuracy", "usd_per_query", "mean_reward", "valid_rate", "calls_per_query")
