@@ -83,6 +83,8 @@ class GRPOSettings:
     save_steps: int = 20  # checkpoint every this many steps (resume with resume_from_checkpoint)
     sweep_lambdas: tuple = (1.0, 10.0, 1000.0)  # notebook 03's lambda section: spans 3 orders of magnitude
     sweep_steps: int = 30  # steps per lambda in that section (each starts from the SFT router)
+    conditioned_lr: float = 1e-4  # the λ-conditioned router of that section (rows draw λ from the SFT router's grid):
+    #                              measured, 5e-4 collapsed it onto one cheap model at every λ, 1e-4 did not
     eval_queries: int | None = None  # validation queries the routers are evaluated on (None = all); full pool
     sweep_eval_queries: int | None = None  # of those, the ones each lambda's router is evaluated on (None = all)
 
@@ -95,10 +97,9 @@ LAMBDA_GRID = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 # model, full-parameter, short prompts: sub-pools of 2-4 models); gpu is QLoRA on a Hub model (estimated sizes).
 GRPO_SMOKE = GRPOSettings(steps=4, prompts_per_step=2, num_generations=4, max_pool=3, max_train_queries=40,
                           max_completion_length=320, save_steps=2, sweep_steps=2, eval_queries=24,
-                          sweep_eval_queries=12, lambda_grid=LAMBDA_GRID)
+                          sweep_eval_queries=12)
 GRPO_CPU = GRPOSettings(steps=60, prompts_per_step=8, num_generations=8, learning_rate=5e-4, max_pool=4,
-                        max_completion_length=320, save_steps=20, sweep_steps=20, sweep_eval_queries=120,
-                        lambda_grid=LAMBDA_GRID)
+                        max_completion_length=320, save_steps=20, sweep_steps=20, sweep_eval_queries=120)
 GRPO_GPU = GRPOSettings(steps=150, prompts_per_step=4, num_generations=8, micro_batch=8, learning_rate=5e-5,
                         lora_r=16, max_pool=None, max_completion_length=768, turn_tokens=192, max_tool_chars=256,
                         save_steps=25, sweep_steps=60)
@@ -161,8 +162,10 @@ class SFTSettings:
 SFT_SMOKE = SFTSettings(full_steps=300, lora_steps=20, format_queries=48, eval_queries=100, lambda_grid=LAMBDA_GRID)
 # cpu: claude-3-haiku never appears in training (a model dominated by gpt-4o-mini on ZeroEval, so holding it out
 # costs the router nothing); notebook 04 offers it at evaluation as an *unseen* model and reports what happens.
-# cpu: one λ-conditioned router for every budget (LAMBDA_GRID, here and in GRPO_CPU): each trace and GRPO row draws
-# λ and states it after the query (protocol.cost_line), where the tiny router reads it; notebook 04 sweeps it.
+# cpu: the SFT router is λ-conditioned (each trace draws λ from LAMBDA_GRID and states it after the query, where the
+# tiny router reads it: protocol.cost_line); GRPO's main router trains at λ = 10 (told 10) and notebook 03's λ section
+# trains a conditioned GRPO router over the grid, which notebook 04 sweeps. Set GRPO_CPU's lambda_grid to make the
+# main router the conditioned one (measured on validation at λ = 10: reward 0.814 at lr 1e-4, vs 0.828 trained at 10).
 SFT_CPU = SFTSettings(full_steps=2000, lora_steps=60, lambda_grid=LAMBDA_GRID, held_out=("claude-3-haiku-20240307",))
 SFT_GPU = SFTSettings(full_steps=0, lora_steps=300, lora_lr=2e-4, batch_size=4, save_steps=100, tool_result_chars=256)
 
