@@ -1,0 +1,91 @@
+"""Which GRPO recipe to keep? One variant from a λ-conditioned SFT router, judged on validation at three λ.
+
+    python benchmarks/grpo_variants.py --data ../shared/data --sft runs/latest/artifacts/router_sft --lr 5e-4
+    python benchmarks/grpo_variants.py --data ../shared/data --sft runs/latest/artifacts/router_sft --lr 1e-4 --conditioned
+
+A variant is a learning rate and whether the rows draw their cost weight from the SFT router's λ grid
+(`--conditioned`: one router for every budget) or all train at the profile's λ (told it in the prompt). It trains the
+profile's GRPO steps (or `--steps`) and evaluates the router on the **validation** split (choosing, never test),
+full pool, agent mode, told λ = 10, 1 and 1000: accuracy, USD per query, mean reward at that λ, valid episodes and
+where its calls go. Notebook 03 and `profiles.py` quote these numbers for the settings they keep (measured on
+2 cores, cpu profile, 60 steps: fixed λ = 10 at 5e-4 reward 0.828 and at 1e-4 0.829; conditioned at 1e-4 0.814; the
+conditioned router at 5e-4 collapsed onto gpt-4o-mini, 0.764, below its SFT router's 0.785).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Train one GRPO variant from `--sft`, then print and return its validation rows at λ = 10, 1 and 1000."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=None, help="recorded data dir (default: $XROUTER_LITE_DATA)")
+    p.add_argument("--sft", type=Path, required=True, help="a λ-conditioned SFT router dir (router_sft)")
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--lr", type=float, required=True, help="GRPO learning rate")
+    p.add_argument("--conditioned", action="store_true", help="rows draw λ from the SFT router's grid")
+    p.add_argument("--steps", type=int, default=0, help="GRPO steps (0: the profile's)")
+    p.add_argument("--out", type=Path, default=Path("runs/grpo_variants"))
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a busy 2-core machine)")
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from xrouter_lite.data import add_splits, load_table
+    from xrouter_lite.evaluation import evaluate_lm_router
+    from xrouter_lite.grpo import train_grpo, training_rows, zero_variance_share
+    from xrouter_lite.modeling import load_saved_router
+    from xrouter_lite.pool import ReplayPool
+    from xrouter_lite.profiles import get_profile, resolve_cache_dir, resolve_data_dir
+
+    info = json.loads((args.sft / "router.json").read_text())
+    grid = tuple(info.get("lambda_grid") or ())
+    if args.conditioned and len(grid) < 2:
+        p.error(f"--conditioned needs an SFT router trained over a λ grid; {args.sft}/router.json has {list(grid)}")
+    prof = get_profile(args.profile)
+    s = replace(prof.grpo, learning_rate=args.lr, steps=args.steps or prof.grpo.steps,
+                lambda_grid=grid if args.conditioned else (), state_lambda=bool(info.get("lambda_in_prompt")),
+                max_tool_chars=info.get("tool_result_chars", prof.grpo.max_tool_chars),
+                answer_notes=info.get("answer_notes", False), held_out=tuple(info.get("held_out", ())))
+    source = info.get("source", "zeroeval")
+    pool = ReplayPool(add_splits(load_table(resolve_data_dir(args.data), sources=[source],
+                                            cache_dir=resolve_cache_dir(), progress=False)))
+    rows, _ = training_rows(pool, pool.queries(split="train", source=source), s, seed=prof.seed)
+    name = f"{'conditioned' if args.conditioned else f'fixed λ={s.lam:g}'}, lr {args.lr:g}"
+    out = args.out / name.replace(" ", "").replace(",", "_").replace("=", "")
+    start = time.perf_counter()
+    log = train_grpo(str(args.sft), None, rows, pool, out, s, seed=prof.seed, progress=False,
+                     info={"source": source, "tool_result_chars": s.max_tool_chars, "answer_notes": s.answer_notes,
+                           "held_out": list(s.held_out)})
+    print(f"{name}: {len(log)} steps in {time.perf_counter() - start:.0f} s; zero-variance groups "
+          f"{zero_variance_share(log):.2f}; train reward {log['reward'].head(15).mean():.3f} (first 15 steps) -> "
+          f"{log['reward'].tail(15).mean():.3f} (last 15)", flush=True)
+    model, tok = load_saved_router(out)
+    val = pool.queries(split="validation", source=source)
+    found = []
+    for lam in (10.0, 1.0, 1000.0):
+        _, row = evaluate_lm_router(model, tok, pool, val, mode=info.get("mode", "agent"), lam=lam, name=name,
+                                    tool_result_chars=s.max_tool_chars, answer_notes=s.answer_notes,
+                                    state_lambda=s.state_lambda, progress=False)
+        top = dict(sorted(row["model_share"].items(), key=lambda kv: -kv[1])[:4])
+        found.append({"variant": name, "told_lambda": lam, "n": row["n"], "accuracy": row["accuracy"],
+                      "usd_per_query": row["usd_per_query"], "mean_reward": row["mean_reward"],
+                      "valid_rate": row["valid_rate"], "top_models": top})
+        print(json.dumps(found[-1]), flush=True)
+    return found
+
+
+if __name__ == "__main__":
+    main()
