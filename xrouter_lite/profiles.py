@@ -85,6 +85,7 @@ class GRPOSettings:
     sweep_steps: int = 30  # steps per lambda in that section (each starts from the SFT router)
     conditioned_lr: float = 1e-4  # the λ-conditioned router of that section (rows draw λ from the SFT router's grid):
     #                              measured, 5e-4 collapsed it onto one cheap model at every λ, 1e-4 did not
+    #                              (benchmarks/grpo_variants.py)
     eval_queries: int | None = None  # validation queries the routers are evaluated on (None = all); full pool
     sweep_eval_queries: int | None = None  # of those, the ones each lambda's router is evaluated on (None = all)
 
