@@ -68,6 +68,26 @@ def test_a_failing_cell_is_reported_and_later_notebooks_do_not_run(tmp_path):
     assert rows["10_last.ipynb"]["status"] == "not run" and not (run / "10_last.ipynb").exists()
 
 
+def test_resume_reruns_only_what_did_not_run_ok_in_that_run_directory(tmp_path):
+    from xrouter_lite.errors import UsageError
+
+    nbdir = _series(tmp_path, failing_at=1)
+    with pytest.raises(NotebookFailed):
+        run_notebooks("smoke", nbdir, tmp_path / "runs", data_dir=tmp_path, progress=False)
+    run = next(p for p in (tmp_path / "runs").iterdir() if p.name != "latest")
+    first = (run / "01_first.ipynb").stat().st_mtime_ns
+    fixed = _series(tmp_path)  # the failing cell mended, same notebooks folder
+    with pytest.raises(UsageError, match="profile 'smoke'"):
+        run_notebooks("cpu", fixed, data_dir=tmp_path, progress=False, resume=run)
+    assert run_notebooks("smoke", fixed, data_dir=tmp_path, progress=False, resume=run) == run.resolve()
+    assert (run / "01_first.ipynb").stat().st_mtime_ns == first  # kept, not executed again
+    rows = {r["notebook"]: r for r in csv.DictReader(open(run / "notebooks.csv"))}
+    assert [r["status"] for r in rows.values()] == ["ok"] * 3 and (run / "artifacts" / "10_last.txt").exists()
+    assert float(rows["01_first.ipynb"]["wall_s"]) > 0  # the first run's measurement is kept
+    with pytest.raises(UsageError, match="not a run directory"):
+        run_notebooks("smoke", fixed, data_dir=tmp_path, progress=False, resume=tmp_path / "nowhere")
+
+
 def test_a_second_run_does_not_overwrite_the_first(tmp_path):
     nbdir = _series(tmp_path)
     first = run_notebooks("smoke", nbdir, tmp_path / "runs", progress=False, only=["01"])

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default=None, help="where run directories are created (default: $XROUTER_LITE_RUNS, "
                                                  "else <checkout>/runs; runs/latest points at the newest)")
     p.add_argument("--only", nargs="*", default=None, help="run only notebooks whose names start with these")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue that run directory: keep its notebooks that ran ok, run the rest (after a crash)")
     p.add_argument("--source", default=None, choices=["zeroeval", "mmlu-pro"],
                    help="the recorded source notebooks 02-05 train and evaluate on (default: each notebook's, zeroeval)")
     _data_arg(p)

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from xrouter_lite.profiles import RUNS_ENV, get_profile, new_run_dir, resolve_data_dir, runs_root
+from xrouter_lite.profiles import RUNS_ENV, get_profile, new_run_dir, resolve_data_dir, runs_root, set_latest
 
 ROUTER_RESULTS = "router_results.jsonl"  # inside artifacts/: one JSON object per evaluated router
 SUMMARY_SECTIONS = "summary_sections"  # inside artifacts/: one <name>.json per extra section of summary.json
@@ -99,9 +99,13 @@ def _describe_failure(notebook: Path, exc: Exception) -> str:
 def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
                   runs: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
                   only: list[str] | None = None, progress: bool = True,
-                  start_timeout: int = 120, source: str | None = None) -> Path:
+                  start_timeout: int = 120, source: str | None = None,
+                  resume: str | os.PathLike | None = None) -> Path:
     """Run every notebook in numeric order into a new run dir under `runs` (default: `profiles.runs_root()`),
     which `runs/latest` then points at; stop at the first failing notebook.
+
+    `resume`: continue that run directory instead (after a crash or an interrupted notebook): the notebooks its
+    notebooks.csv records as "ok" are kept, the others run again, in order, with the artifacts already there.
 
     The data directory is resolved first (`profiles.resolve_data_dir`: it may download), so a missing one
     fails in one short message before any kernel starts.
@@ -116,17 +120,25 @@ def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
     if not notebooks:
         raise FileNotFoundError(f"no notebooks named NN_*.ipynb in {Path(notebooks_dir).resolve()}")
     data = str(resolve_data_dir(data_dir))
-    run_dir = new_run_dir(runs or runs_root(), profile).resolve()
-    (run_dir / "artifacts").mkdir()
+    done = {}
+    if resume:
+        run_dir, done = resumable(resume, profile, source)
+        set_latest(run_dir)
+    else:
+        run_dir = new_run_dir(runs or runs_root(), profile).resolve()
+    (run_dir / "artifacts").mkdir(exist_ok=bool(resume))
     params = {"PROFILE": profile, "DATA_DIR": data, "RUN_DIR": str(run_dir)}
     if source:  # the recorded source notebooks 02-05 train, evaluate and serve on (notebook 01 reads them all)
         params["SOURCE"] = source
     os.environ[RUNS_ENV] = str(run_dir)  # kernels inherit it, so package helpers find the run too
 
-    results = [NotebookResult(p.name, "not run") for p in notebooks]
+    results = [done.get(p.name) or NotebookResult(p.name, "not run") for p in notebooks]
     failure = ""
     bar = tqdm(total=len(notebooks), desc=f"notebooks ({profile})", unit="nb", disable=not progress)
     for nb, res in zip(notebooks, results):
+        if res.status == "ok":  # resumed: this notebook already ran in this run directory
+            bar.update(1)
+            continue
         bar.set_postfix_str(nb.name)
         start = time.perf_counter()
         try:
@@ -148,6 +160,26 @@ def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
     if failure:
         raise NotebookFailed(f"{failure}\n(executed copy with the traceback: {run_dir / nb.name})")
     return run_dir
+
+
+def resumable(run_dir: str | os.PathLike, profile: str, source: str | None) -> tuple[Path, dict]:
+    """The run directory to continue and its notebooks already "ok" ({name: NotebookResult}); a clear error when
+    it is not a run of this profile and source."""
+    from xrouter_lite.errors import UsageError
+
+    run_dir = Path(run_dir).expanduser().resolve()
+    records = run_dir / "notebooks.csv"
+    if not (run_dir / "artifacts").is_dir() or not records.is_file():
+        raise UsageError(f"--resume {run_dir}: not a run directory (no artifacts/ and notebooks.csv there)")
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    was = (summary.get("profile", profile), summary.get("source", "zeroeval"))
+    if was != (profile, source or "zeroeval"):
+        raise UsageError(f"--resume {run_dir}: that run is profile {was[0]!r}, source {was[1]!r}; pass the same "
+                         f"--profile and --source (got {profile!r}, {source or 'zeroeval'!r})")
+    with open(records, newline="") as f:
+        done = {r["notebook"]: NotebookResult(r["notebook"], "ok", float(r["wall_s"] or 0), float(r["peak_mb"] or 0))
+                for r in csv.DictReader(f) if r["status"] == "ok"}
+    return run_dir, done
 
 
 def git_commit() -> dict:
@@ -254,7 +286,7 @@ def notebooks_command(args) -> int:
     """CLI: run the notebook series; exit 1 with the failure report if a notebook fails."""
     try:
         run_dir = run_notebooks(args.profile, args.notebooks, args.runs, args.data, only=args.only,
-                                source=getattr(args, "source", None))
+                                source=getattr(args, "source", None), resume=getattr(args, "resume", None))
     except NotebookFailed as exc:
         print(f"FAILED {exc}", file=sys.stderr)
         return 1
