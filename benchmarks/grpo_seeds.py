@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     from xrouter_lite.data import add_splits, load_table
     from xrouter_lite.evaluation import evaluate_lm_router, query_frame, spread
-    from xrouter_lite.grpo import gains_over_sft, train_grpo, training_rows, zero_variance_share
+    from xrouter_lite.grpo import gains_over_sft, settings_for_sft, train_grpo, training_rows, zero_variance_share
     from xrouter_lite.metrics import hull_value, verdict_hull
     from xrouter_lite.modeling import load_saved_router
     from xrouter_lite.pool import ReplayPool
@@ -87,11 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"trained the SFT router in {time.perf_counter() - t:.0f} s -> {sft_dir}", flush=True)
     sft_info = json.loads((Path(sft_dir) / "router.json").read_text())
     mode = sft_info["mode"]
-    # GRPO and evaluation read answers as the SFT router was trained to, and tell a λ-conditioned router its λ
-    settings = replace(settings, max_tool_chars=sft_info.get("tool_result_chars", settings.max_tool_chars),
-                       answer_notes=sft_info.get("answer_notes", False), held_out=tuple(sft_info.get("held_out", ())),
-                       state_lambda=sft_info.get("lambda_in_prompt", False),
-                       lambda_grid=settings.lambda_grid if sft_info.get("lambda_in_prompt") else ())
+    settings = settings_for_sft(settings, sft_info)  # GRPO and evaluation read answers as the SFT router learned
 
     def evaluate(path, name):
         model, tok = load_saved_router(path)

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from xrouter_lite.data import add_splits, load_table
-    from xrouter_lite.grpo import train_grpo, training_rows
+    from xrouter_lite.grpo import settings_for_sft, train_grpo, training_rows
     from xrouter_lite.pool import ReplayPool
     from xrouter_lite.profiles import get_profile, resolve_data_dir
 
@@ -50,8 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     prof = get_profile(args.profile)
     info = json.loads((args.router / "router.json").read_text())
-    s = replace(prof.grpo, steps=args.steps, save_steps=10**6, max_tool_chars=info.get("tool_result_chars", 64),
-                answer_notes=info.get("answer_notes", False), held_out=tuple(info.get("held_out", ())))
+    s = settings_for_sft(replace(prof.grpo, steps=args.steps, save_steps=10**6), info)
     pool = ReplayPool(add_splits(load_table(resolve_data_dir(args.data), sources=[args.source], progress=False)))
     rows, _ = training_rows(pool, pool.queries("train", args.source), s, seed=prof.seed)
     start = time.perf_counter()

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     from xrouter_lite.data import add_splits, load_table
     from xrouter_lite.evaluation import evaluate_lm_router
-    from xrouter_lite.grpo import train_grpo, training_rows, zero_variance_share
+    from xrouter_lite.grpo import settings_for_sft, train_grpo, training_rows, zero_variance_share
     from xrouter_lite.modeling import load_saved_router
     from xrouter_lite.pool import ReplayPool
     from xrouter_lite.profiles import get_profile, resolve_cache_dir, resolve_data_dir
@@ -55,10 +55,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.conditioned and len(grid) < 2:
         p.error(f"--conditioned needs an SFT router trained over a λ grid; {args.sft}/router.json has {list(grid)}")
     prof = get_profile(args.profile)
-    s = replace(prof.grpo, learning_rate=args.lr, steps=args.steps or prof.grpo.steps,
-                lambda_grid=grid if args.conditioned else (), state_lambda=bool(info.get("lambda_in_prompt")),
-                max_tool_chars=info.get("tool_result_chars", prof.grpo.max_tool_chars),
-                answer_notes=info.get("answer_notes", False), held_out=tuple(info.get("held_out", ())))
+    s = settings_for_sft(replace(prof.grpo, learning_rate=args.lr, steps=args.steps or prof.grpo.steps,
+                                 lambda_grid=grid if args.conditioned else ()), info)
     source = info.get("source", "zeroeval")
     pool = ReplayPool(add_splits(load_table(resolve_data_dir(args.data), sources=[source],
                                             cache_dir=resolve_cache_dir(), progress=False)))

@@ -17,7 +17,7 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 from synthetic import texts_in_split  # noqa: E402
 from xrouter_lite.grpo import (GRPORow, episode_metrics, group_stats, play_episodes, rollout_output,  # noqa: E402
-                               save_grpo_router, tool_suffix_ids, train_grpo, training_rows)
+                               save_grpo_router, settings_for_sft, tool_suffix_ids, train_grpo, training_rows)
 from xrouter_lite.modeling import build_tiny_router, load_router, load_saved_router  # noqa: E402
 from xrouter_lite.pool import Query, ReplayPool, load_prices, tool_name  # noqa: E402
 from xrouter_lite.profiles import GRPOSettings  # noqa: E402
@@ -401,3 +401,15 @@ def test_save_router_writes_the_artifact_contract(tiny, tmp_path):
         "stage": "grpo", **info}
     reloaded, _ = load_saved_router(tmp_path, device="cpu")
     assert sum(p.numel() for p in reloaded.parameters()) == sum(p.numel() for p in model.parameters())
+
+
+def test_grpo_settings_follow_the_sft_routers_contract():
+    """GRPO rollouts must look like the SFT traces: answer clipping, answer check, held-out models, stated λ."""
+    base = GRPOSettings(max_tool_chars=999, answer_notes=False, lambda_grid=(1.0, 10.0, 1000.0))
+    reads = settings_for_sft(base, {"tool_result_chars": 64, "answer_notes": True, "held_out": ["m-new"],
+                                    "lambda_in_prompt": True})
+    assert (reads.max_tool_chars, reads.answer_notes, reads.held_out) == (64, True, ("m-new",))
+    assert reads.state_lambda and reads.lambda_grid == (1.0, 10.0, 1000.0)
+    blind = settings_for_sft(base, {})  # an old router.json: defaults, and no λ a router cannot read
+    assert (blind.max_tool_chars, blind.answer_notes, blind.held_out) == (999, False, ())
+    assert not blind.state_lambda and blind.lambda_grid == ()

@@ -234,11 +234,8 @@ def unseen_report(offered: Sequence[Episode], withheld: Sequence[Episode], unsee
     calls = [c.model for e in offered for c in e.calls]
     hit = [any(c.model in unseen for c in e.calls) for e in offered]
 
-    def summary(eps) -> dict:
-        return {"accuracy": float(np.mean([e.score for e in eps])), "usd_per_query": float(np.mean([e.usd for e in eps])),
-                "mean_reward": float(np.mean([e.reward for e in eps]))}
-
-    with_, without = summary(offered), summary(withheld)
+    keys = ("accuracy", "usd_per_query", "mean_reward")
+    with_, without = ({k: episode_row(eps, name, lam=0.0)[k] for k in keys} for eps in (offered, withheld))
     called = [e for e, h in zip(offered, hit) if h]
     out = {"unseen_models": sorted(unseen), "n": len(offered),
            "episodes_calling_unseen": int(sum(hit)), "episode_share": float(np.mean(hit)),

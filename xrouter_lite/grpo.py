@@ -569,6 +569,20 @@ def inherited_info(model_or_path) -> dict:
     return {k: v for k, v in json.loads(path.read_text()).items() if k not in NOT_INHERITED}
 
 
+def settings_for_sft(settings: GRPOSettings, sft_info: dict) -> GRPOSettings:
+    """GRPO settings that follow the SFT router's router.json, so rollouts look like the traces it learned from.
+
+    The router reads each model answer clipped as it was trained to (and with the answer check if it had one),
+    never sees the held-out models, and is told its cost weight only if it learned to read one: a λ grid is kept
+    only for such a router (a router that cannot read λ would get rewards it cannot tell apart).
+    """
+    reads_lambda = bool(sft_info.get("lambda_in_prompt", False))
+    return replace(settings, max_tool_chars=sft_info.get("tool_result_chars", settings.max_tool_chars),
+                   answer_notes=bool(sft_info.get("answer_notes", False)),
+                   held_out=tuple(sft_info.get("held_out", ())), state_lambda=reads_lambda,
+                   lambda_grid=settings.lambda_grid if reads_lambda else ())
+
+
 def check_router_info(info: dict) -> None:
     """Refuse a router.json that loading and serving could not use (wrong mode, unknown base)."""
     missing = sorted(ROUTER_INFO_KEYS - set(info))
