@@ -218,3 +218,21 @@ def test_another_runs_headline_is_a_table(tmp_path):
     assert t["command"] == "python -m xrouter_lite notebooks --profile cpu --source mmlu-pro"
     assert [r["router"] for r in t["rows"]] == [r["router"] for r in head["rows"]]
     assert "#### Every router on the mmlu-pro test split" in R.render(results)
+
+
+def test_the_runs_figure_is_copied_linked_and_checked(tmp_path):
+    """The README's figure is the reported run's, never a stale one: copied beside the results, linked from the block."""
+    run = fake_run(tmp_path / "runs")
+    (run / "artifacts" / "cost_accuracy.png").write_bytes(b"\x89PNG not really")
+    results = R.collect(run)
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:smoke:begin -->\n<!-- results:smoke:end -->\n")
+    R.write(results, tmp_path / "docs" / "results", readme)
+    figure = tmp_path / "docs" / "figures" / "cost_accuracy_smoke.png"
+    assert figure.read_bytes() == b"\x89PNG not really"
+    saved = json.loads((tmp_path / "docs" / "results" / "smoke.json").read_text())
+    assert saved["figure"] == "docs/figures/cost_accuracy_smoke.png" and R.FIGURE_FROM not in saved
+    assert f"]({saved['figure']})" in R.readme_blocks(readme.read_text())["smoke"]
+    assert R.check(readme, tmp_path / "docs" / "results") == []
+    figure.unlink()
+    assert any("figure" in p and "missing" in p for p in R.check(readme, tmp_path / "docs" / "results"))

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -45,6 +46,8 @@ from pathlib import Path
 
 SCHEMA = "xrouter_lite.results/1"
 RESULTS_DIR = Path("docs/results")
+FIGURES_DIR = Path("docs/figures")
+FIGURE_FROM = "_figure_from"  # where `collect` found the run's figure
 README = Path("README.md")
 BEGIN, END = "<!-- results:{profile}:begin -->", "<!-- results:{profile}:end -->"
 NEW_BLOCKS = "<!-- results:new-blocks-go-here -->"  # where a profile's first block is inserted
@@ -235,6 +238,9 @@ def collect(run_dir, baselines: dict[str, Path] | None = None, baselines_lambda:
     table_files = list(tables or []) + sorted((art / "report_tables").glob("*.json"))
     if table_files:
         out["tables"] = [table_section(Path(t)) for t in table_files]
+    if (art / "cost_accuracy.png").is_file():  # notebook 04's figure (a PNG where kaleido and Chromium work)
+        out["figure"] = f"{FIGURES_DIR.as_posix()}/cost_accuracy_{profile}.png"
+        out[FIGURE_FROM] = str(art / "cost_accuracy.png")  # copied by `write`, not kept in the results file
     return out
 
 
@@ -361,6 +367,9 @@ def render(results: dict) -> str:
                 + (f" {t['note']}" if t.get("note") else ""),
                 _router_table(t["rows"])]
 
+    if results.get("figure"):
+        out.append(f"![cost against accuracy of every router on the test split, run {prov['run']}]({results['figure']})")
+
     nbs = results.get("notebooks")
     if nbs:
         out += [f"#### Runtime of run `{prov['run']}`",
@@ -445,6 +454,9 @@ def check(readme: Path = README, results_dir: Path = RESULTS_DIR) -> list[str]:
         want = render(_read_json(path))
         if body != want:
             problems.append(f"{readme}: block '{profile}' differs from the render of {path}")
+        figure = _read_json(path).get("figure")
+        if figure and not (results_dir.parents[1] / figure).is_file():
+            problems.append(f"{path}: its figure {figure} is missing")
         md = results_dir / f"{profile}.md"
         if not md.is_file() or md.read_text() != want:
             problems.append(f"{md}: differs from the render of {path}")
@@ -454,7 +466,13 @@ def check(readme: Path = README, results_dir: Path = RESULTS_DIR) -> list[str]:
 def write(results: dict, results_dir: Path = RESULTS_DIR, readme: Path | None = README) -> list[Path]:
     """Write docs/results/<profile>.json and .md and update the README's block; the paths written."""
     results_dir.mkdir(parents=True, exist_ok=True)
+    results = dict(results)
+    figure_from = results.pop(FIGURE_FROM, None)
     p = results["profile"]
+    if figure_from and results.get("figure"):  # the README links it relative to the checkout root
+        figure = results_dir.parents[1] / results["figure"]
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(figure_from, figure)
     js, md = results_dir / f"{p}.json", results_dir / f"{p}.md"
     js.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     body = render(json.loads(js.read_text()))  # render what was written, exactly as --check will
