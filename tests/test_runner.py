@@ -123,3 +123,27 @@ def test_no_data_anywhere_stops_before_any_kernel_in_two_lines(tmp_path, monkeyp
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) <= 3 and "Traceback" not in err
     assert "python -m xrouter_lite download --data" in err and not (tmp_path / "r").exists()
+
+
+def test_set_gives_a_parameter_only_to_the_notebooks_that_declare_it(tmp_path, capsys):
+    """--set LAMBDA_SWEEP=false reaches the notebook that has it; a typo or a runner-owned name is refused first."""
+    nbdir = tmp_path / "notebooks"
+    make_notebook(nbdir / "01_plain.ipynb", [("code", WRITE_ARTIFACT.format(name="01_plain"))], params=PARAMS)
+    make_notebook(nbdir / "02_sweep.ipynb", [("code", "from pathlib import Path\n(Path(RUN_DIR) / 'artifacts' / "
+                                              "'sweep.txt').write_text(repr(LAMBDA_SWEEP))")],
+                  params=PARAMS + "LAMBDA_SWEEP: bool = True\n")
+    run = run_notebooks("smoke", nbdir, tmp_path / "runs", data_dir=tmp_path, progress=False,
+                        settings={"LAMBDA_SWEEP": False})
+    assert (run / "artifacts" / "sweep.txt").read_text() == "False"
+    assert "LAMBDA_SWEEP" not in (run / "01_plain.ipynb").read_text()  # not injected where it is not declared
+    assert json.loads((run / "summary.json").read_text())["notebook_settings"] == {"LAMBDA_SWEEP": False}
+    runs_before = sorted((tmp_path / "runs").iterdir())
+    assert main(["notebooks", "--profile", "smoke", "--notebooks", str(nbdir), "--runs", str(tmp_path / "runs"),
+                 "--data", str(tmp_path), "--set", "LAMBDA_SWEPT=false"]) == 2
+    err = capsys.readouterr().err
+    assert "LAMBDA_SWEPT" in err and "LAMBDA_SWEEP" in err and len(err.strip().splitlines()) == 1
+    assert main(["notebooks", "--profile", "smoke", "--notebooks", str(nbdir), "--runs", str(tmp_path / "runs"),
+                 "--data", str(tmp_path), "--set", "PROFILE=cpu"]) == 2
+    assert sorted((tmp_path / "runs").iterdir()) == runs_before  # nothing started, nothing written
+    with pytest.raises(ValueError, match="that run had --set"):  # a resumed run keeps its settings
+        run_notebooks("smoke", nbdir, data_dir=tmp_path, progress=False, resume=run)

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue that run directory: keep its notebooks that ran ok, run the rest (after a crash)")
     p.add_argument("--source", default=None, choices=["zeroeval", "mmlu-pro"],
                    help="the recorded source notebooks 02-05 train and evaluate on (default: each notebook's, zeroeval)")
+    p.add_argument("--set", action="append", default=None, metavar="NAME=VALUE",
+                   help="a notebook parameter for every notebook that has it, e.g. --set LAMBDA_SWEEP=false "
+                        "(values read as YAML; repeatable)")
     _data_arg(p)
     p.set_defaults(handler="xrouter_lite.runner:notebooks_command")
 

@@ -100,12 +100,15 @@ def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
                   runs: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
                   only: list[str] | None = None, progress: bool = True,
                   start_timeout: int = 120, source: str | None = None,
-                  resume: str | os.PathLike | None = None) -> Path:
+                  resume: str | os.PathLike | None = None, settings: dict | None = None) -> Path:
     """Run every notebook in numeric order into a new run dir under `runs` (default: `profiles.runs_root()`),
     which `runs/latest` then points at; stop at the first failing notebook.
 
     `resume`: continue that run directory instead (after a crash or an interrupted notebook): the notebooks its
     notebooks.csv records as "ok" are kept, the others run again, in order, with the artifacts already there.
+
+    `settings`: {parameter: value} given to every notebook whose parameters cell declares that name (e.g.
+    {"LAMBDA_SWEEP": False}); a name no notebook declares is refused before anything runs.
 
     The data directory is resolved first (`profiles.resolve_data_dir`: it may download), so a missing one
     fails in one short message before any kernel starts.
@@ -119,10 +122,12 @@ def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
         notebooks = [p for p in notebooks if any(p.name.startswith(o) for o in only)]
     if not notebooks:
         raise FileNotFoundError(f"no notebooks named NN_*.ipynb in {Path(notebooks_dir).resolve()}")
+    declared = {nb.name: set(pm.inspect_notebook(str(nb))) for nb in notebooks}
+    check_settings(settings or {}, declared)
     data = str(resolve_data_dir(data_dir))
     done = {}
     if resume:
-        run_dir, done = resumable(resume, profile, source)
+        run_dir, done = resumable(resume, profile, source, settings)
         set_latest(run_dir)
     else:
         run_dir = new_run_dir(runs or runs_root(), profile).resolve()
@@ -143,7 +148,8 @@ def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
         start = time.perf_counter()
         try:
             with _PeakMemory() as mem:
-                pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters=params,
+                own = {k: v for k, v in (settings or {}).items() if k in declared[nb.name]}
+                pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters=params | own,
                                     kernel_name="python3", progress_bar=False, cwd=str(nb.parent.resolve()),
                                     start_timeout=start_timeout)
             res.status = "ok"
@@ -156,13 +162,46 @@ def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
         if failure:
             break
     bar.close()
-    write_run_records(run_dir, prof.to_dict(), data, results, source)
+    write_run_records(run_dir, prof.to_dict(), data, results, source, settings)
     if failure:
         raise NotebookFailed(f"{failure}\n(executed copy with the traceback: {run_dir / nb.name})")
     return run_dir
 
 
-def resumable(run_dir: str | os.PathLike, profile: str, source: str | None) -> tuple[Path, dict]:
+RUNNER_PARAMETERS = ("PROFILE", "DATA_DIR", "RUN_DIR", "SOURCE")  # set by the runner itself (--profile, ...)
+
+
+def check_settings(settings: dict, declared: dict[str, set]) -> None:
+    """Refuse a --set name that no notebook of the series declares (a typo would otherwise change nothing), or
+    one the runner sets from its own options."""
+    from xrouter_lite.errors import UsageError
+
+    known = set().union(*declared.values()) if declared else set()
+    for name in settings:
+        if name in RUNNER_PARAMETERS:
+            raise UsageError(f"--set {name}: the runner sets {name} itself; use its option instead")
+        if name not in known:
+            raise UsageError(f"--set {name}: no notebook of this series has a parameter {name}; they have: "
+                             + ", ".join(sorted(known - set(RUNNER_PARAMETERS))))
+
+
+def parse_settings(pairs: list[str] | None) -> dict:
+    """--set NAME=VALUE pairs as {NAME: value}, each value read as YAML (False, 120, [1, 10], text), like papermill -p."""
+    import yaml
+
+    from xrouter_lite.errors import UsageError
+
+    out = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--set {pair!r}: expected NAME=VALUE, e.g. --set LAMBDA_SWEEP=false")
+        out[name.strip()] = yaml.safe_load(value)
+    return out
+
+
+def resumable(run_dir: str | os.PathLike, profile: str, source: str | None,
+              settings: dict | None = None) -> tuple[Path, dict]:
     """The run directory to continue and its notebooks already "ok" ({name: NotebookResult}); a clear error when
     it is not a run of this profile and source."""
     from xrouter_lite.errors import UsageError
@@ -176,6 +215,9 @@ def resumable(run_dir: str | os.PathLike, profile: str, source: str | None) -> t
     if was != (profile, source or "zeroeval"):
         raise UsageError(f"--resume {run_dir}: that run is profile {was[0]!r}, source {was[1]!r}; pass the same "
                          f"--profile and --source (got {profile!r}, {source or 'zeroeval'!r})")
+    if summary.get("notebook_settings", {}) != (settings or {}):
+        raise UsageError(f"--resume {run_dir}: that run had --set {summary.get('notebook_settings', {})}; pass the "
+                         f"same (got {settings or {}})")
     with open(records, newline="") as f:
         done = {r["notebook"]: NotebookResult(r["notebook"], "ok", float(r["wall_s"] or 0), float(r["peak_mb"] or 0))
                 for r in csv.DictReader(f) if r["status"] == "ok"}
@@ -201,7 +243,7 @@ def git_commit() -> dict:
 
 
 def write_run_records(run_dir: Path, profile: dict, data_dir: str, results: list[NotebookResult],
-                      source: str | None = None) -> None:
+                      source: str | None = None, settings: dict | None = None) -> None:
     """Write notebooks.csv and summary.json (the contents ARCHITECTURE.md specifies)."""
     with open(run_dir / "notebooks.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -214,6 +256,7 @@ def write_run_records(run_dir: Path, profile: dict, data_dir: str, results: list
         "seeds": [profile["seed"]],
         "data_dir": data_dir,
         "source": source or "zeroeval",
+        "notebook_settings": dict(settings or {}),  # --set NAME=VALUE: what this run changed from the defaults
         **git_commit(),
         "python": sys.version.split()[0],
         "notebooks": {r.notebook: {"status": r.status, "wall_s": r.wall_s, "peak_mb": r.peak_mb,
@@ -286,7 +329,8 @@ def notebooks_command(args) -> int:
     """CLI: run the notebook series; exit 1 with the failure report if a notebook fails."""
     try:
         run_dir = run_notebooks(args.profile, args.notebooks, args.runs, args.data, only=args.only,
-                                source=getattr(args, "source", None), resume=getattr(args, "resume", None))
+                                source=getattr(args, "source", None), resume=getattr(args, "resume", None),
+                                settings=parse_settings(getattr(args, "set", None)))
     except NotebookFailed as exc:
         print(f"FAILED {exc}", file=sys.stderr)
         return 1
