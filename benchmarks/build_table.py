@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from xrouter_lite.data import load_table  # noqa: E402  (after the path tweak, so it runs from a checkout)
+from xrouter_lite.pool.data import load_table  # noqa: E402  (after the path tweak, so it runs from a checkout)
 
 GOALS = {"build": 120.0, "cached load": 5.0}
 

@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     import test_price_reading as T
-    from xrouter_lite import sft as S
+    from xrouter_lite.training import sft as S
     from xrouter_lite.profiles import get_profile
-    from xrouter_lite.traces import build_traces
+    from xrouter_lite.training.traces import build_traces
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

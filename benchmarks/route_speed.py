@@ -16,10 +16,10 @@ import argparse
 import json
 import time
 
-from xrouter_lite.data import add_splits, load_table
-from xrouter_lite.pool import ReplayPool
+from xrouter_lite.pool.data import add_splits, load_table
+from xrouter_lite.pool.core import ReplayPool
 from xrouter_lite.profiles import resolve_data_dir
-from xrouter_lite.routers import (Cascade, Cheapest, KeywordRule, LengthRule, Oracle, RandomRouter, SingleModel,
+from xrouter_lite.routing.baselines import (Cascade, Cheapest, KeywordRule, LengthRule, Oracle, RandomRouter, SingleModel,
                                   Strongest)
 
 GOAL = 100_000  # decisions per second

@@ -32,8 +32,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tiny router is built locally
 import pandas as pd  # noqa: E402
 from openai import OpenAI  # noqa: E402
 
-from xrouter_lite.pool import ReplayPool, load_prices, tool_name  # noqa: E402
-from xrouter_lite.protocol import Action, render_calls  # noqa: E402
+from xrouter_lite.pool.core import ReplayPool, load_prices, tool_name  # noqa: E402
+from xrouter_lite.routing.protocol import Action, render_calls  # noqa: E402
 from xrouter_lite.serve import BackgroundServer, build_placeholder_router, create_app  # noqa: E402
 
 MODELS = ["gemma-2-2b-it", "gpt-4o-mini-2024-07-18", "claude-3-5-haiku-20241022", "gpt-4o-2024-08-06"]
@@ -54,7 +54,7 @@ def synthetic_table(n: int) -> pd.DataFrame:
 def replay_pool(data: str | None, n: int) -> tuple[ReplayPool, list[str]]:
     """The pool and the questions to send: the real validation split of --data, else a synthetic table."""
     if data:
-        from xrouter_lite.data import load_table
+        from xrouter_lite.pool.data import load_table
 
         pool = ReplayPool(load_table(data, sources=["zeroeval"], progress=False))
         return pool, list(pool.query_table(split="validation")["question"][:n])
@@ -72,8 +72,8 @@ def scripted_router(pool: ReplayPool):
 
 def tiny_lm_router(pool: ReplayPool, questions: list[str], new_tokens: int):
     """An untrained tiny LM router behind LMRouter (micro-batched), built in a temporary directory."""
-    from xrouter_lite.lm_router import LMRouter
-    from xrouter_lite.modeling import load_router
+    from xrouter_lite.training.lm_router import LMRouter
+    from xrouter_lite.training.modeling import load_router
 
     out = build_placeholder_router(pool, tempfile.mkdtemp(prefix="serve-bench-"), questions)
     model, tokenizer = load_router(out, device="cpu")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from xrouter_lite.pool import tool_name
+from xrouter_lite.pool.core import tool_name
 
 _COST = re.compile(r"Cost weight: ([0-9.eE+-]+) reward points per USD\.")
 

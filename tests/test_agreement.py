@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from xrouter_lite.agreement import DIFFERENT, agree, final_answer, note
-from xrouter_lite.pool import Answer
-from xrouter_lite.protocol import format_tool_result
+from xrouter_lite.routing.agreement import DIFFERENT, agree, final_answer, note
+from xrouter_lite.pool.core import Answer
+from xrouter_lite.routing.protocol import format_tool_result
 
 ANSWER = '```json\n{"reasoning": "%s", "answer": "%s"}\n```'
 

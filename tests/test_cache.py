@@ -10,7 +10,7 @@ import textwrap
 import threading
 from pathlib import Path
 
-from xrouter_lite.cache import ResponseCache
+from xrouter_lite.pool.cache import ResponseCache
 
 REPO = Path(__file__).resolve().parents[1]
 MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}]
@@ -69,7 +69,7 @@ def test_processes_write_the_same_file_without_losing_rows(tmp_path):
     path = tmp_path / "c.sqlite"
     script = textwrap.dedent(f"""
         import sys
-        from xrouter_lite.cache import ResponseCache
+        from xrouter_lite.pool.cache import ResponseCache
         c = ResponseCache({str(path)!r})
         for i in range(40):
             c.put(f"{{sys.argv[1]}}-{{i}}", "m", "x", 1, 1, 0.0, 0.0, request={{}})

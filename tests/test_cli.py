@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from xrouter_lite import data as D
+from xrouter_lite.pool import data as D
 from xrouter_lite.__main__ import is_user_error, main
 from xrouter_lite.errors import DataError
-from xrouter_lite.pool import PRICES_ENV, load_prices
+from xrouter_lite.pool.core import PRICES_ENV, load_prices
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = {"gsm": 120, "math-l5": 40, "crux": 40}  # questions per task copied from each real file
@@ -87,7 +87,7 @@ def test_debug_shows_the_traceback_and_bugs_keep_theirs(data_dir, tmp_path, cach
 
 
 def test_user_errors_are_named_not_everything(tmp_path):
-    from xrouter_lite.pool import MissingPriceError, PoolError
+    from xrouter_lite.pool.core import MissingPriceError, PoolError
 
     assert is_user_error(DataError("x")) and is_user_error(PoolError("x")) and is_user_error(MissingPriceError("x"))
     assert is_user_error(FileNotFoundError("x")) and is_user_error(PermissionError("x"))
@@ -175,7 +175,7 @@ def test_a_bad_price_file_is_one_line_naming_file_and_line(tmp_path, cache, caps
 
 # ---------------------------------------------------------------- the run summary
 def test_summary_json_counts_grader_errors_of_tables_and_answers(tmp_path):
-    from xrouter_lite.grading import ERROR_LOG
+    from xrouter_lite.pool.grading import ERROR_LOG
     from xrouter_lite.profiles import get_profile
     from xrouter_lite.runner import NotebookResult, write_run_records
 

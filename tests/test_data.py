@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrouter_lite import data as D
-from xrouter_lite.pool import load_prices
-from xrouter_lite.upstream import _local_path
+from xrouter_lite.pool import data as D
+from xrouter_lite.pool.core import load_prices
+from xrouter_lite.pool.upstream import _local_path
 
 REPO = Path(__file__).resolve().parents[1]
 RIGHT = '```json\n{"reasoning": "16 - 3 - 4 = 9 eggs, 9 * 2 = 18", "answer": "18"}\n```'
@@ -221,7 +221,7 @@ def test_a_partial_model_file_is_reported_and_its_task_keeps_queries_every_model
 
 def test_grader_failures_are_counted_per_task_and_model_warned_and_cached(fixture_dir, tmp_path, monkeypatch,
                                                                           caplog):
-    from xrouter_lite import grading
+    from xrouter_lite.pool import grading
     from xrouter_lite.profiles import RUNS_ENV
 
     def flaky(response, gold):  # fails on the right answer's text: the first model's rows only

@@ -10,10 +10,10 @@ import types
 
 import pytest
 
-from xrouter_lite.episode import Episode, read_jsonl, run_episode, run_episodes, write_jsonl
-from xrouter_lite.pool import Answer, ModelSpec, Pool, PoolError, Query, tool_name
-from xrouter_lite.protocol import Action, render_calls
-from xrouter_lite.reward import RewardConfig
+from xrouter_lite.routing.episode import Episode, read_jsonl, run_episode, run_episodes, write_jsonl
+from xrouter_lite.pool.core import Answer, ModelSpec, Pool, PoolError, Query, tool_name
+from xrouter_lite.routing.protocol import Action, render_calls
+from xrouter_lite.routing.reward import RewardConfig
 
 SPECS = [ModelSpec("cheap-1", 0.1, 0.4, tier="budget"), ModelSpec("mid.2", 0.5, 2.0),
          ModelSpec("big-3", 3.0, 12.0, tier="premium")]
@@ -295,18 +295,18 @@ def test_out_of_range_grade_is_an_error():
 
 
 def test_default_grader_is_grade_final_with_the_records(monkeypatch):
-    fake = types.ModuleType("xrouter_lite.grading")
+    fake = types.ModuleType("xrouter_lite.pool.grading")
     got = []
     fake.grade_final = lambda query, text, recorded=None: got.append((query.id, text, recorded)) or 0.5
-    monkeypatch.setitem(sys.modules, "xrouter_lite.grading", fake)
+    monkeypatch.setitem(sys.modules, "xrouter_lite.pool.grading", fake)
     ep = run_episode(script("4"), Q, DictPool(), ["mid.2"], pool_records={"4": 1.0})
     assert got == [(Q.id, "4", {"4": 1.0})] and ep.score == 0.5
 
 
 def test_default_token_count_uses_the_data_module(monkeypatch):
-    fake = types.ModuleType("xrouter_lite.data")
+    fake = types.ModuleType("xrouter_lite.pool.data")
     fake.count_tokens = lambda text: 7
-    monkeypatch.setitem(sys.modules, "xrouter_lite.data", fake)
+    monkeypatch.setitem(sys.modules, "xrouter_lite.pool.data", fake)
     assert play(script("4")).router_out_tokens == 7
 
 
@@ -360,7 +360,7 @@ def test_run_episodes_with_per_query_pools_and_records():
 # --- the per-turn stepper (what GRPO's token-level rollout drives) -------------------------------------
 
 def test_stepper_plays_turn_by_turn_like_run_episode():
-    from xrouter_lite.episode import EpisodeStepper
+    from xrouter_lite.routing.episode import EpisodeStepper
 
     stepper = EpisodeStepper(Q, DictPool(), ["cheap-1", "mid.2", "big-3"], grader=exact)
     assert stepper.tools == play(script("4")).tools and stepper.messages[-1] == {"role": "user", "content": Q.text}
@@ -375,7 +375,7 @@ def test_stepper_plays_turn_by_turn_like_run_episode():
 
 
 def test_stepper_stop_ends_invalid_and_scores_zero():
-    from xrouter_lite.episode import EpisodeStepper
+    from xrouter_lite.routing.episode import EpisodeStepper
 
     stepper = EpisodeStepper(Q, DictPool(), ["cheap-1", "mid.2"], grader=exact)
     stepper.step(calls("mid.2"))

@@ -15,14 +15,14 @@ import pytest
 
 from synthetic import MODELS, routing_table
 
-from xrouter_lite import metrics as M
-from xrouter_lite import routers as R
-from xrouter_lite.episode import run_episodes
-from xrouter_lite.explore import (color_by_legendgroup, cost_accuracy_figure, explorer_plane_figure,
+from xrouter_lite.routing import metrics as M
+from xrouter_lite.routing import baselines as R
+from xrouter_lite.routing.episode import run_episodes
+from xrouter_lite.explore.figures import (color_by_legendgroup, cost_accuracy_figure, explorer_plane_figure,
                                   model_share_figure, per_task_figure, reward_vs_lambda_figure, write_figure,
                                   write_headline)
-from xrouter_lite.pool import ModelSpec, ReplayPool, tool_name
-from xrouter_lite.whatif import (eval_data, headline_table, lm_point, markdown_table, per_task_table,
+from xrouter_lite.pool.core import ModelSpec, ReplayPool, tool_name
+from xrouter_lite.explore.whatif import (eval_data, headline_table, lm_point, markdown_table, per_task_table,
                                  reward_lambda_table, route_all, router_checkpoints, share_table, sweep_table,
                                  trace_html, what_if)
 
@@ -235,7 +235,7 @@ def test_headline_and_markdown_tables(data):
 
 
 def test_headline_names_the_best_model_at_each_cost_and_the_margin_with_its_interval(data):
-    from xrouter_lite.whatif import headline_rows
+    from xrouter_lite.explore.whatif import headline_rows
 
     w = what_if(data, 30.0)
     rows = {r["router"]: r for r in headline_rows(w)}
@@ -294,7 +294,7 @@ def test_trace_shows_the_question_calls_and_episode(data):
 
 @pytest.mark.data
 def test_replay_matches_evaluate_all_on_recorded_data(data_dir):
-    from xrouter_lite.data import add_splits, load_table
+    from xrouter_lite.pool.data import add_splits, load_table
 
     pool = ReplayPool(add_splits(load_table(data_dir, sources=["zeroeval"], progress=False)))
     train, test = pool.query_table(split="train", source="zeroeval"), pool.query_table(split="test", source="zeroeval")
@@ -342,8 +342,8 @@ CONDITIONED = "GRPO router (λ in prompt)"
 def build_sweep_data():
     """`build_data` plus a scripted λ-conditioned router swept over SWEPT: big up to λ=10, mid to 100, tiny above."""
     from conditioned import by_lambda, price_ladder
-    from xrouter_lite.reward import RewardConfig
-    from xrouter_lite.whatif import lm_sweep
+    from xrouter_lite.routing.reward import RewardConfig
+    from xrouter_lite.explore.whatif import lm_sweep
 
     data, pool, test = build_data()
     router = by_lambda(price_ladder("tiny", "mid", "big"))
@@ -402,7 +402,7 @@ def test_conditioned_router_without_the_neighbours_of_a_budget(swept):
 
 
 def test_lambda_sweep_figure_draws_the_curve_beside_every_reference(swept):
-    from xrouter_lite.explore import lambda_sweep_figure
+    from xrouter_lite.explore.figures import lambda_sweep_figure
 
     data, _, _, episodes = swept
     w = what_if(data, 30.0)
@@ -424,7 +424,7 @@ def test_lambda_sweep_figure_draws_the_curve_beside_every_reference(swept):
 
 
 def test_aiq_difference_is_paired_and_centred_on_the_difference(swept):
-    from xrouter_lite.whatif import aiq_difference
+    from xrouter_lite.explore.whatif import aiq_difference
 
     data = swept[0]
     w = what_if(data, 30.0)

@@ -16,13 +16,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is built locally
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 from synthetic import texts_in_split  # noqa: E402
-from xrouter_lite.grpo import (GRPORow, episode_metrics, group_stats, play_episodes, rollout_output,  # noqa: E402
+from xrouter_lite.training.grpo import (GRPORow, episode_metrics, group_stats, play_episodes, rollout_output,  # noqa: E402
                                save_grpo_router, settings_for_sft, tool_suffix_ids, train_grpo, training_rows)
-from xrouter_lite.modeling import build_tiny_router, load_router, load_saved_router  # noqa: E402
-from xrouter_lite.pool import Query, ReplayPool, load_prices, tool_name  # noqa: E402
+from xrouter_lite.training.modeling import build_tiny_router, load_router, load_saved_router  # noqa: E402
+from xrouter_lite.pool.core import Query, ReplayPool, load_prices, tool_name  # noqa: E402
 from xrouter_lite.profiles import GRPOSettings  # noqa: E402
-from xrouter_lite.protocol import Action, format_tool_result, render_calls, tool_message  # noqa: E402
-from xrouter_lite.reward import RewardConfig  # noqa: E402
+from xrouter_lite.routing.protocol import Action, format_tool_result, render_calls, tool_message  # noqa: E402
+from xrouter_lite.routing.reward import RewardConfig  # noqa: E402
 
 MINI, FLASH, O1 = "gpt-4o-mini-2024-07-18", "gemini-1.5-flash", "o1-mini-2024-09-12"
 MODELS = [MINI, FLASH, O1]
@@ -60,8 +60,8 @@ def tiny(tmp_path_factory, pool):
     """A tiny random router saved to disk (seconds), its tokenizer fitted to our prompts: (dir, tokenizer)."""
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    from xrouter_lite.modeling import qwen25_chat_template
-    from xrouter_lite.protocol import router_messages, tool_schemas
+    from xrouter_lite.training.modeling import qwen25_chat_template
+    from xrouter_lite.routing.protocol import router_messages, tool_schemas
 
     out = tmp_path_factory.mktemp("tiny")
     convs, tools = [], []
@@ -245,7 +245,7 @@ def test_episode_metrics_per_batch():
 
 
 def test_our_zero_variance_share_is_per_group_whatever_the_reward_scaling():
-    from xrouter_lite.grpo import episode_reward, group_zero_std
+    from xrouter_lite.training.grpo import episode_reward, group_zero_std
 
     flags = group_zero_std(["a", "a", "b", "b", "c", "c"], [1.0, 1.0, 0.0, 0.9, 0.0, 0.0])
     assert flags == [True, True, False, False, True, True]
@@ -275,7 +275,7 @@ def test_a_repriced_row_shows_and_charges_its_prices(pool, tiny):
 
 
 def test_rollout_exceptions_are_counted_and_stop_the_run_above_the_limit(pool, tiny):
-    from xrouter_lite.grpo import RolloutError, RolloutErrors
+    from xrouter_lite.training.grpo import RolloutError, RolloutErrors
 
     _, tok = tiny
     rows = _rows(pool, [(q.id, MODELS, "simple") for q in pool.queries(split="train")[:4]])
@@ -362,7 +362,7 @@ def test_4bit_without_lora_is_refused(pool, chatty, tmp_path):
 def test_resume_from_a_checkpoint_continues_the_same_run(pool, chatty, tmp_path, monkeypatch):
     import shutil
 
-    import xrouter_lite.grpo as grpo
+    import xrouter_lite.training.grpo as grpo
 
     sampled = []  # the completion ids of every rollout batch, in order
 

@@ -2,8 +2,8 @@
 
 import torch
 
-from xrouter_lite.guided import name_constraint
-from xrouter_lite.protocol import CALL_OPENER, SELECT, SELECT_ARGS
+from xrouter_lite.training.guided import name_constraint
+from xrouter_lite.routing.protocol import CALL_OPENER, SELECT, SELECT_ARGS
 
 SELECT_OPENER = SELECT_ARGS
 NAMES = ["call_a", "call_b", "call_c", SELECT]
@@ -69,7 +69,7 @@ class AddedVocab(Vocab):
 
 def test_the_loss_rebuilds_exactly_the_sampler_constraint_from_the_ids():
     """Sample under the constraint, then `guided_positions` (what GRPO's loss masks) must agree at every step."""
-    from xrouter_lite.guided import GuidedIds, guided_positions
+    from xrouter_lite.training.guided import GuidedIds, guided_positions
 
     tok = AddedVocab(VOCAB)
     ids = GuidedIds.of(tok)
@@ -98,7 +98,7 @@ def test_the_loss_rebuilds_exactly_the_sampler_constraint_from_the_ids():
 
 
 def test_guided_ids_exist_only_for_single_token_names():
-    from xrouter_lite.guided import GuidedIds
+    from xrouter_lite.training.guided import GuidedIds
 
     assert GuidedIds.of(AddedVocab(VOCAB)).names == {VOCAB[n] for n in NAMES}
     assert GuidedIds.of(AddedVocab({"call_a": 0})) is None
@@ -107,8 +107,8 @@ def test_guided_ids_exist_only_for_single_token_names():
 def test_grpo_log_probs_of_a_guided_name_are_normalised_over_the_allowed_names():
     from types import SimpleNamespace
 
-    from xrouter_lite.grpo import guided_log_probs
-    from xrouter_lite.guided import GuidedIds
+    from xrouter_lite.training.grpo import guided_log_probs
+    from xrouter_lite.training.guided import GuidedIds
 
     ids = GuidedIds.of(AddedVocab(VOCAB))
     logits = torch.randn(1, 9, len(VOCAB), generator=torch.Generator().manual_seed(1))

@@ -13,8 +13,8 @@ import pytest
 
 from conditioned import by_lambda, price_ladder, stated_lambda
 from test_explore import build_table, make_pool
-from xrouter_lite import evaluation as E
-from xrouter_lite import metrics as M
+from xrouter_lite.training import evaluation as E
+from xrouter_lite.routing import metrics as M
 
 
 class ScriptedLM:
@@ -32,7 +32,7 @@ class ScriptedLM:
 
 @pytest.fixture()
 def scripted(monkeypatch):
-    import xrouter_lite.lm_router as L
+    import xrouter_lite.training.lm_router as L
 
     ScriptedLM.prompts = []
     monkeypatch.setattr(L, "LMRouter", ScriptedLM)
@@ -105,7 +105,7 @@ def test_sweep_runs_a_real_checkpoint_told_each_lambda(pool, tmp_path):
     """The real LMRouter path (an untrained tiny checkpoint): every episode's system prompt states its λ."""
     import torch
 
-    from xrouter_lite.modeling import build_tiny_router, load_saved_router
+    from xrouter_lite.training.modeling import build_tiny_router, load_saved_router
 
     torch.set_num_threads(1)
     qs = pool.queries(split="test")[:3]

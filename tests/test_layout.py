@@ -1,4 +1,5 @@
-"""The package's layout: no import circle (lazy imports included), one module per public name."""
+"""The package's layout: no import circle (lazy imports included), one module per public name, subpackages that say
+what they hold and re-export only what their modules define."""
 
 from __future__ import annotations
 
@@ -6,28 +7,51 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "xrouter_lite"
+SUBPACKAGES = ("pool", "routing", "training", "explore")  # in dependency order: each may import only those before it
+
+
+def _dotted(path: Path) -> str:
+    parts = ("xrouter_lite",) + path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _modules() -> dict[str, ast.Module]:
-    return {p.stem: ast.parse(p.read_text(encoding="utf-8")) for p in sorted(PACKAGE.glob("*.py"))}
+    """dotted module name (`xrouter_lite.pool.data`; a package by its own name) -> its parsed source."""
+    return {_dotted(p): ast.parse(p.read_text(encoding="utf-8")) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(name: str, tree: ast.Module, known) -> list[tuple[ast.AST, str, str | None]]:
+    """(node, the package module it imports, the name taken from it or None) for every import anywhere in the file."""
+    is_package = (PACKAGE / Path(*name.split(".")[1:]) / "__init__.py").is_file() if "." in name else True
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                hits = [".".join(parts[:i]) for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in known]
+                if hits:
+                    out.append((node, hits[0], None))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolved against this module's package
+                package = name.split(".") if is_package else name.split(".")[:-1]
+                base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+            if base not in known:
+                continue
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                out.append((node, sub, None) if sub in known else (node, base, alias.name))
+    return out
 
 
 def import_graph() -> dict[str, set[str]]:
-    """module -> the package modules it imports anywhere in its file: top level, in functions, under TYPE_CHECKING."""
+    """module -> the package modules it imports anywhere in its file: top level, in functions, under TYPE_CHECKING.
+
+    `from xrouter_lite.pool import upstream` imports the module `xrouter_lite.pool.upstream`; `from xrouter_lite.pool
+    import ReplayPool` the package `xrouter_lite.pool` (whose lazy re-exports load on first use, see below)."""
     trees = _modules()
-    graph = {}
-    for name, tree in trees.items():
-        deps = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                deps |= {a.name.split(".")[1] for a in node.names if a.name.startswith("xrouter_lite.")}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                if node.module == "xrouter_lite":
-                    deps |= {a.name for a in node.names if a.name in trees}
-                elif node.module.startswith("xrouter_lite."):
-                    deps.add(node.module.split(".")[1])
-        graph[name] = deps - {name, "__main__"}
-    return graph
+    return {name: {dep for _, dep, _ in _imports(name, tree, trees)} - {name, "xrouter_lite.__main__"}
+            for name, tree in trees.items()}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -55,8 +79,9 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_walker_sees_lazy_imports_and_finds_a_circle():
     tree = import_graph()
-    assert "profiles" in tree["data"] and "pool" in tree["data"]  # top-level imports are seen
-    assert "reward" in tree["explore"]  # reward is imported inside a function there
+    assert {"xrouter_lite.profiles", "xrouter_lite.pool.core"} <= tree["xrouter_lite.pool.data"]  # top-level imports
+    assert "xrouter_lite.routing.reward" in tree["xrouter_lite.explore.figures"]  # imported inside a function there
+    assert "xrouter_lite.pool.upstream" in tree["xrouter_lite.profiles"]  # `from xrouter_lite.pool import upstream`
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
@@ -68,11 +93,12 @@ def test_no_import_cycle_in_the_package():
 # Public names that more than one module defines on purpose, each with its reason. Anything else defined twice is
 # one concept under two homes (or two concepts under one name): give it one home, or distinct names.
 SHARED_NAMES = {
-    "main": "each runnable module's entry point (`python -m xrouter_lite`, `xrouter_lite.serve`, `gpu_check`)",
+    "main": "each runnable module's entry point (`python -m xrouter_lite`, `xrouter_lite.serve`, "
+            "`training.gpu_check`)",
     "log": "each module's own `logging.getLogger(__name__)`",
     "zero_margin": "metrics: the point estimate; verdicts: the same margin with its bootstrap interval",
-    "Router": "routers.Router is the one-shot baselines' base class, episode.Router the type of an LM router "
-              "callable; renaming either touches notebooks and tests that the subpackage move (#18) will rewrite",
+    "Router": "routing.baselines.Router is the one-shot baselines' base class, routing.episode.Router the type of "
+              "an LM router callable: two kinds of router, each named in its own module",
 }
 
 
@@ -100,3 +126,44 @@ def test_no_two_modules_define_the_same_public_name():
     assert not twice, f"defined in more than one module: {twice}"
     stale = [n for n in SHARED_NAMES if len(public_definitions().get(n, [])) < 2]
     assert not stale, f"SHARED_NAMES lists names no longer defined twice: {stale}"
+
+
+def _exports(tree: ast.Module) -> dict[str, str]:
+    """A subpackage's `_EXPORTS` literal: name -> module in that subpackage."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in node.targets):
+            return ast.literal_eval(node.value)
+    return {}
+
+
+def test_every_subpackage_says_what_it_holds_and_re_exports_what_its_modules_define():
+    trees, defined = _modules(), public_definitions()
+    for sub in SUBPACKAGES:
+        package = f"xrouter_lite.{sub}"
+        doc = ast.get_docstring(trees[package], clean=False) or ""
+        listed = {line.split()[0] for line in doc.splitlines() if line.startswith("    ") and line.split()}
+        modules = {m.rsplit(".", 1)[1] for m in trees if m.startswith(package + ".")}
+        assert modules <= listed, f"{package}'s docstring does not describe {sorted(modules - listed)}"
+        exports = _exports(trees[package])
+        assert exports, f"{package} re-exports nothing"
+        wrong = {n: m for n, m in exports.items() if f"{package}.{m}" not in defined.get(n, [])}
+        assert not wrong, f"{package}._EXPORTS names a module that does not define the name: {wrong}"
+
+
+def test_modules_import_each_other_by_full_name_and_subpackages_only_downwards():
+    """A module never takes a name from a subpackage's `__init__` (its re-exports are for notebooks), so the graph
+    above is the whole story; and pool <- routing <- training <- explore: no subpackage imports a later one."""
+    trees = _modules()
+    packages = {"xrouter_lite"} | {f"xrouter_lite.{s}" for s in SUBPACKAGES}
+    via_init = sorted(f"{name}: from {dep} import {what}" for name, tree in trees.items()
+                      for _, dep, what in _imports(name, tree, trees)
+                      if dep in packages and what is not None and what != "_lazy_exports")
+    assert not via_init, f"import from the defining module instead: {via_init}"
+    rank = {f"xrouter_lite.{s}": i for i, s in enumerate(SUBPACKAGES)}
+
+    def rank_of(module: str) -> int | None:
+        return rank.get(".".join(module.split(".")[:2]))
+
+    upward = sorted(f"{m} -> {d}" for m, deps in import_graph().items() for d in deps
+                    if rank_of(m) is not None and rank_of(d) is not None and rank_of(d) > rank_of(m))
+    assert not upward, f"a subpackage imports a later one: {upward}"

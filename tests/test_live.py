@@ -16,10 +16,10 @@ import openai
 import pandas as pd
 import pytest
 
-from xrouter_lite.cache import ResponseCache
-from xrouter_lite.live import (BudgetExceeded, BudgetGuard, ConfigError, LivePool, LivePoolError, load_pool_config,
+from xrouter_lite.pool.cache import ResponseCache
+from xrouter_lite.pool.live import (BudgetExceeded, BudgetGuard, ConfigError, LivePool, LivePoolError, load_pool_config,
                                record, retry_after_seconds, select_queries)
-from xrouter_lite.pool import ModelSpec, PoolError, Query
+from xrouter_lite.pool.core import ModelSpec, PoolError, Query
 
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_test_server import OpenAITestServer  # noqa: E402
@@ -192,9 +192,9 @@ def test_cached_replay_is_not_paid_again_but_costs_what_the_call_cost(server, tm
 
 def test_episodes_on_a_cached_live_pool_are_charged_like_paid_ones(server, tmp_path):
     """Rewards and evaluations on a live pool must not get cheaper because the answers were cached."""
-    from xrouter_lite.episode import run_episode
-    from xrouter_lite.pool import tool_name
-    from xrouter_lite.reward import RewardConfig
+    from xrouter_lite.routing.episode import run_episode
+    from xrouter_lite.pool.core import tool_name
+    from xrouter_lite.routing.reward import RewardConfig
 
     def router(messages, tools):
         return ('<tool_call>{"name": "%s", "arguments": {"optimized_system_prompt": "Answer."}}</tool_call>'
@@ -249,7 +249,7 @@ def test_budget_is_shared_across_processes_and_dead_reservations_count(tmp_path)
     path = tmp_path / "budget.sqlite"
     script = textwrap.dedent(f"""
         import os
-        from xrouter_lite.live import BudgetGuard
+        from xrouter_lite.pool.live import BudgetGuard
         g = BudgetGuard(10.0, path={str(path)!r}, run="r")
         g.settle(g.reserve(2.0, "settled"), 1.5)
         g.reserve(3.0, "in flight when killed")
@@ -273,7 +273,7 @@ def test_example_config_loads():
     assert len(specs) >= 6 and len({s.id for s in specs}) == len(specs)
     assert {s.provider for s in specs} >= {"openai", "openrouter", "together", "vllm", "ollama"}
     assert all(s.base_url.startswith("http") and s.price_out >= 0 for s in specs)
-    from xrouter_lite.pool import tier_of
+    from xrouter_lite.pool.core import tier_of
     assert [s.tier for s in specs] == [tier_of(s.price_in, s.price_out) for s in specs]  # tiers from price bands
 
 
@@ -378,8 +378,8 @@ def test_record_stops_at_the_budget_and_keeps_what_it_paid_for(server, tmp_path)
 
 _RECORD_SCRIPT = """
 import json, sys
-from xrouter_lite.live import record
-from xrouter_lite.pool import Query
+from xrouter_lite.pool.live import record
+from xrouter_lite.pool.core import Query
 config, out, cache = sys.argv[1:4]
 queries = [Query(**d) for d in json.load(open(sys.argv[4]))]
 record(config, queries, out, budget=1.0, cache_path=cache, concurrency=2,
@@ -433,15 +433,15 @@ def test_select_queries_is_seeded_and_split_aware():
 
 
 def test_record_command_runs_from_the_command_line_arguments(server, tmp_path, monkeypatch):
-    import xrouter_lite.data
-    import xrouter_lite.live
+    import xrouter_lite.pool.data
+    import xrouter_lite.pool.live
     from xrouter_lite.__main__ import build_parser
-    from xrouter_lite.live import record_command
+    from xrouter_lite.pool.live import record_command
 
     rows = [{"query_id": f"zeroeval/gsm/{i}", "source": "zeroeval", "task": "gsm", "category": "",
              "question": f"What is {i}?", "gold": str(i), "model": "recorded-model"} for i in range(40)]
-    monkeypatch.setattr(xrouter_lite.data, "load_table", lambda data_dir, sources=None: pd.DataFrame(rows))
-    monkeypatch.setattr(xrouter_lite.live, "_default_grade", lambda: _grade)
+    monkeypatch.setattr(xrouter_lite.pool.data, "load_table", lambda data_dir, sources=None: pd.DataFrame(rows))
+    monkeypatch.setattr(xrouter_lite.pool.live, "_default_grade", lambda: _grade)
     config, out = _config_for(server, tmp_path, ["alpha"]), tmp_path / "live.parquet"
     args = build_parser().parse_args(["record", "--pool", str(config), "--tasks", "gsm", "--n", "3", "--budget", "1",
                                       "--out", str(out), "--cache", str(tmp_path / "c.sqlite"), "--data", str(tmp_path)])
@@ -449,5 +449,5 @@ def test_record_command_runs_from_the_command_line_arguments(server, tmp_path, m
     table = pd.read_parquet(out)
     assert len(table) == 3 and set(table["source"]) == {"live"} and table["correct"].tolist() == [1.0] * 3
     assert table["query_id"].str.startswith("zeroeval/gsm/").all()  # ids link back to the recorded rows
-    from xrouter_lite.data import split_of
+    from xrouter_lite.pool.data import split_of
     assert all(split_of(t) == "train" for t in table["question"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xrouter_lite import metrics as M
-from xrouter_lite.reward import RewardConfig
+from xrouter_lite.routing import metrics as M
+from xrouter_lite.routing.reward import RewardConfig
 
 
 # ---------------------------------------------------------------- means and reward

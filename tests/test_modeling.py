@@ -11,8 +11,8 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is built locally; a download attempt is a bug
 
-from xrouter_lite import modeling  # noqa: E402
-from xrouter_lite.modeling import (  # noqa: E402
+from xrouter_lite.training import modeling  # noqa: E402
+from xrouter_lite.training.modeling import (  # noqa: E402
     SPECIAL_TOKENS, TOOL_TOKENS, assistant_mask, build_tiny_router, load_router, pick_device, qwen25_chat_template)
 
 TRICKY = [

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrouter_lite.data import count_tokens
-from xrouter_lite.pool import (PoolError, Query, ReplayPool, load_prices, sample_subpool, tier_of,
+from xrouter_lite.pool.data import count_tokens
+from xrouter_lite.pool.core import (PoolError, Query, ReplayPool, load_prices, sample_subpool, tier_of,
                                tool_name)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def pool() -> ReplayPool:
 
 # ---------------------------------------------------------------- prices and tiers
 def test_price_table_has_every_upstream_model_with_a_source():
-    prices = pd.read_csv(REPO / "xrouter_lite" / "prices.csv")
+    prices = pd.read_csv(REPO / "xrouter_lite" / "pool" / "prices.csv")
     assert prices.groupby("source")["model"].nunique().to_dict() == {"zeroeval": 12, "mmlu-pro": 8, "routerbench": 11}
     assert prices[["price_in", "price_out", "context"]].gt(0).all().all()
     assert prices["price_source"].str.startswith("https://").all() and prices["notes"].str.len().gt(0).all()
@@ -53,7 +53,7 @@ def test_load_prices_specs_tiers_and_descriptions():
     assert specs[MINI].price_in == 0.15 and specs[MINI].price_out == 0.60 and specs[MINI].context == 128000
     assert specs["gpt-4-1106-preview"].tier == "premium" and specs[MINI].tier == "budget"
     assert specs["Meta-Llama-3.1-70B-Instruct"].tier == "standard"
-    from xrouter_lite.protocol import describe
+    from xrouter_lite.routing.protocol import describe
 
     for spec in specs.values():  # the router reads tier, context and prices from protocol.describe
         assert spec.description and f"{spec.tier} tier" in describe(spec) and "context" in describe(spec)

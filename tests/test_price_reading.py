@@ -18,12 +18,12 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from synthetic import texts_in_split  # noqa: E402
-from xrouter_lite.pool import ModelSpec, ReplayPool  # noqa: E402
+from xrouter_lite.pool.core import ModelSpec, ReplayPool  # noqa: E402
 from xrouter_lite.profiles import SFTSettings, get_profile  # noqa: E402
-from xrouter_lite.protocol import router_messages, tool_schemas  # noqa: E402
-from xrouter_lite.repricing import RepricedPool  # noqa: E402
-from xrouter_lite import sft as S  # noqa: E402
-from xrouter_lite.traces import build_traces  # noqa: E402
+from xrouter_lite.routing.protocol import router_messages, tool_schemas  # noqa: E402
+from xrouter_lite.pool.repricing import RepricedPool  # noqa: E402
+from xrouter_lite.training import sft as S  # noqa: E402
+from xrouter_lite.training.traces import build_traces  # noqa: E402
 
 SPECS = {m.id: m for m in [ModelSpec("alpha", 0.50, 2.00, tier="standard", description="Model A"),
                            ModelSpec("beta", 0.50, 2.00, tier="standard", description="Model B")]}

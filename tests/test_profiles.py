@@ -26,7 +26,7 @@ def _checkout(tmp_path, monkeypatch, shared: bool = False, upstream: bool = Fals
 
 def _no_download(monkeypatch):
     calls = []
-    monkeypatch.setattr("xrouter_lite.upstream.download", lambda target, **kw: calls.append(target) or [])
+    monkeypatch.setattr("xrouter_lite.pool.upstream.download", lambda target, **kw: calls.append(target) or [])
     return calls
 
 
@@ -76,7 +76,7 @@ def test_offline_and_nowhere_found_is_a_short_message(tmp_path, monkeypatch):
         raise OSError("x.json: download from https://example.invalid/x.json failed (<urlopen error [Errno -2] "
                       "Name or service not known>)")
 
-    monkeypatch.setattr("xrouter_lite.upstream.download", offline)
+    monkeypatch.setattr("xrouter_lite.pool.upstream.download", offline)
     with pytest.raises(DataNotFound) as err:
         resolve_data_dir()
     msg = str(err.value)
@@ -155,7 +155,7 @@ def test_runs_root_comes_from_the_environment(tmp_path, monkeypatch):
 
 
 def test_the_example_pool_config_ships_inside_the_package():
-    from xrouter_lite.live import load_pool_config
+    from xrouter_lite.pool.live import load_pool_config
 
     path = example_pool_config()
     assert path.is_file() and "xrouter_lite" in path.parts

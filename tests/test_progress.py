@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from xrouter_lite.progress import ProgressPrinter, progress_line
+from xrouter_lite.training.progress import ProgressPrinter, progress_line
 
 
 def _feed(printer, logs_per_step, max_steps):

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from xrouter_lite.pool import Answer, ModelSpec
-from xrouter_lite.protocol import (MAX_TURN_CHARS, Action, format_tool_result, parse_turn, render_calls,
+from xrouter_lite.pool.core import Answer, ModelSpec
+from xrouter_lite.routing.protocol import (MAX_TURN_CHARS, Action, format_tool_result, parse_turn, render_calls,
                                    router_messages, system_prompt, tool_schemas)
 
 MODELS = [
@@ -284,7 +284,7 @@ def test_tool_result_names_the_tool_and_clips_long_answers():
 # ---------------------------------------------------------------- the fixed texts, as data (one owner: protocol)
 def test_call_fragments_are_exactly_what_render_calls_writes():
     """The fragments the tiny tokenizer, guided decoding and GRPO key on are the text of a rendered call, byte for byte."""
-    from xrouter_lite.protocol import CALL_ARGS, CALL_CLOSE, CALL_OPENER, SELECT, SELECT_ARGS
+    from xrouter_lite.routing.protocol import CALL_ARGS, CALL_CLOSE, CALL_OPENER, SELECT, SELECT_ARGS
 
     call = render_calls([Action("call", model="gpt-4o", args={"optimized_system_prompt": 'Say "hi".'})])
     assert call == CALL_OPENER + "call_gpt_4o" + CALL_ARGS + 'Say \\"hi\\".' + CALL_CLOSE
@@ -297,7 +297,7 @@ def test_call_fragments_are_exactly_what_render_calls_writes():
 
 
 def test_every_tool_schema_is_its_opening_name_description_and_the_shared_tail():
-    from xrouter_lite.protocol import SCHEMA_DESCRIPTION, SCHEMA_OPENING, describe, fixed_texts, schema_tail
+    from xrouter_lite.routing.protocol import SCHEMA_DESCRIPTION, SCHEMA_OPENING, describe, fixed_texts, schema_tail
 
     for mode in ("agent", "simple"):
         for spec, schema in zip(MODELS, tool_schemas(MODELS, mode)):

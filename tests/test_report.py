@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from xrouter_lite import report as R
-from xrouter_lite.verdicts import Interval, verdict
+from xrouter_lite.routing.verdicts import Interval, verdict
 
 REPO = Path(__file__).resolve().parents[1]
 

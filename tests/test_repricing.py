@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xrouter_lite.pool import Answer, ModelSpec, Pool, PoolError, Query
-from xrouter_lite.protocol import describe
-from xrouter_lite.repricing import RepricedPool, draw_factors, round_price, scaled_spec
+from xrouter_lite.pool.core import Answer, ModelSpec, Pool, PoolError, Query
+from xrouter_lite.routing.protocol import describe
+from xrouter_lite.pool.repricing import RepricedPool, draw_factors, round_price, scaled_spec
 
 
 class Two(Pool):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from xrouter_lite.reward import RewardConfig, penalty, reward, reward_array, router_usd
+from xrouter_lite.routing.reward import RewardConfig, penalty, reward, reward_array, router_usd
 
 PAPER = RewardConfig()  # K=1, lam=3, cost_max=0.8
 

@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 from openai import OpenAI
 
-from xrouter_lite.live import LivePool
-from xrouter_lite.pool import ModelSpec, Pool, PoolError, ReplayPool
+from xrouter_lite.pool.live import LivePool
+from xrouter_lite.pool.core import ModelSpec, Pool, PoolError, ReplayPool
 from xrouter_lite.serve import BackgroundServer, create_app, redact, text_pieces, wait_for_health
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -327,7 +327,7 @@ def test_secrets_in_upstream_errors_are_redacted(monkeypatch, caplog):
 def test_cli_serves_a_router_checkpoint_from_a_run_dir(tmp_path):
     """The `serve` command's path (options, checkpoint lookup, router.json, a table file, LMRouter), in-process."""
     from xrouter_lite.__main__ import build_parser
-    from xrouter_lite.modeling import build_tiny_router
+    from xrouter_lite.training.modeling import build_tiny_router
     from xrouter_lite.serve import app_from_args
 
     ckpt = tmp_path / "run" / "artifacts" / "router_sft"
@@ -356,7 +356,7 @@ def test_cli_serves_a_router_checkpoint_from_a_run_dir(tmp_path):
 
 def test_cli_cost_weight_sets_the_default_and_refuses_a_negative(tmp_path):
     from xrouter_lite.__main__ import build_parser
-    from xrouter_lite.modeling import build_tiny_router
+    from xrouter_lite.training.modeling import build_tiny_router
     from xrouter_lite.serve import app_from_args
 
     ckpt = tmp_path / "router_sft"
@@ -486,7 +486,7 @@ class CachedPool(Pool):
     models = [SPECS["cheap"]]
 
     def call(self, model, query, system_prompt=None, temperature=None):
-        from xrouter_lite.pool import Answer
+        from xrouter_lite.pool.core import Answer
 
         return Answer("cheap: 4", 20, 10, 0.0005, cached=True, model=model, meta={"paid_usd": 0.0})
 

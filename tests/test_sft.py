@@ -15,15 +15,15 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is built locally; a download attempt is a bug
 
 from synthetic import texts_in_split  # noqa: E402
-from xrouter_lite.data import split_of  # noqa: E402
-from xrouter_lite.episode import run_episode, run_episodes  # noqa: E402
-from xrouter_lite.evaluation import episode_row, format_stats, sampled_subpools  # noqa: E402
-from xrouter_lite.modeling import load_router  # noqa: E402
-from xrouter_lite.pool import ModelSpec, Query, ReplayPool  # noqa: E402
+from xrouter_lite.pool.data import split_of  # noqa: E402
+from xrouter_lite.routing.episode import run_episode, run_episodes  # noqa: E402
+from xrouter_lite.training.evaluation import episode_row, format_stats, sampled_subpools  # noqa: E402
+from xrouter_lite.training.modeling import load_router  # noqa: E402
+from xrouter_lite.pool.core import ModelSpec, Query, ReplayPool  # noqa: E402
 from xrouter_lite.profiles import SFTSettings, get_profile  # noqa: E402
-from xrouter_lite.protocol import parse_turn  # noqa: E402
-from xrouter_lite import sft as S  # noqa: E402
-from xrouter_lite.traces import build_traces, make_trace  # noqa: E402
+from xrouter_lite.routing.protocol import parse_turn  # noqa: E402
+from xrouter_lite.training import sft as S  # noqa: E402
+from xrouter_lite.training.traces import build_traces, make_trace  # noqa: E402
 
 SPECS = {m.id: m for m in [
     ModelSpec("tiny-llm", 0.05, 0.10, tier="budget", context=8192, description="A small open model."),
@@ -141,8 +141,8 @@ def test_hindsight_traces_label_the_cheapest_correct_model_of_the_subpool(pool):
 
 
 def test_expected_reward_traces_follow_the_best_plan_of_the_subpool(pool):
-    from xrouter_lite.reward import RewardConfig
-    from xrouter_lite.traces import PlanValues
+    from xrouter_lite.routing.reward import RewardConfig
+    from xrouter_lite.training.traces import PlanValues
 
     queries = pool.queries("train")
     values = PlanValues(pool, queries, RewardConfig(lam=30.0))
@@ -187,8 +187,8 @@ def test_traces_are_what_the_episode_runner_shows_the_router(pool, traces):
 
 
 def test_agreement_traces_escalate_exactly_when_the_two_answers_differ(pool):
-    from xrouter_lite.agreement import agree, final_answer
-    from xrouter_lite.traces import Plan
+    from xrouter_lite.routing.agreement import agree, final_answer
+    from xrouter_lite.training.traces import Plan
 
     plan = Plan(("tiny-llm", "mid-llm.2"), "big-llm")
     seen = set()
@@ -307,7 +307,7 @@ def test_evaluation_row_has_the_baseline_fields_and_format_stats(pool):
 
 
 def test_evaluate_lm_router_runs_the_tiny_model_through_episodes(pool, base):
-    from xrouter_lite.evaluation import evaluate_lm_router
+    from xrouter_lite.training.evaluation import evaluate_lm_router
 
     _, _, model, tok = base
     queries = pool.queries("validation")
@@ -326,8 +326,8 @@ def test_sft_settings_exist_for_every_profile():
     assert get_profile("gpu").sft.lora_steps > 0  # a Hub model trains adapters only
 
 
-def test_spread_keeps_every_task_where_a_prefix_would_not():  # evaluation.spread is subsets.spread
-    from xrouter_lite.evaluation import spread
+def test_spread_keeps_every_task_where_a_prefix_would_not():  # the notebooks import subsets.spread from xrouter_lite.training
+    from xrouter_lite.training.subsets import spread
 
     tasks = ["gsm"] * 6 + ["crux"] * 3 + ["math-l5"] * 3
     queries = [Query(f"q{i}", "zeroeval", task, "text") for i, task in enumerate(tasks)]
@@ -350,9 +350,9 @@ def test_lambda_conditioned_traces_state_the_cost_weight_and_follow_it(pool):
 
 
 def test_guided_decoding_writes_the_fixed_fragments_of_a_call_with_the_tiny_tokenizer(pool, base):
-    from xrouter_lite.guided import GuidedIds, allowed_next
-    from xrouter_lite.protocol import Action, render_calls
-    from xrouter_lite.traces import task_prompt
+    from xrouter_lite.training.guided import GuidedIds, allowed_next
+    from xrouter_lite.routing.protocol import Action, render_calls
+    from xrouter_lite.training.traces import task_prompt
 
     _, _, _, tok = base
     ids = GuidedIds.of(tok)
@@ -374,7 +374,7 @@ def test_guided_decoding_writes_the_fixed_fragments_of_a_call_with_the_tiny_toke
 
 
 def test_the_tiny_tokenizer_holds_every_fixed_protocol_text_as_one_token_that_decodes_back(base):
-    from xrouter_lite.protocol import CALL_ARGS, CALL_CLOSE, CALL_OPENER, SELECT_ARGS
+    from xrouter_lite.routing.protocol import CALL_ARGS, CALL_CLOSE, CALL_OPENER, SELECT_ARGS
 
     _, _, _, tok = base
     for text in S.all_fixed_texts(lambdas=TINY.lambda_grid):
@@ -385,8 +385,8 @@ def test_the_tiny_tokenizer_holds_every_fixed_protocol_text_as_one_token_that_de
 
 def test_guided_decoding_is_on_for_a_tiny_router_built_from_the_real_protocol_texts(pool, base):
     """If a protocol text changed without the tokenizer following, guided decoding would silently turn off."""
-    from xrouter_lite.guided import GuidedIds, name_constraint
-    from xrouter_lite.protocol import tool_schemas
+    from xrouter_lite.training.guided import GuidedIds, name_constraint
+    from xrouter_lite.routing.protocol import tool_schemas
 
     _, _, _, tok = base
     ids = GuidedIds.of(tok)
@@ -398,7 +398,7 @@ def test_guided_decoding_is_on_for_a_tiny_router_built_from_the_real_protocol_te
 
 
 def test_a_base_built_with_other_protocol_texts_is_not_reused(pool, base, monkeypatch):
-    from xrouter_lite import protocol
+    from xrouter_lite.routing import protocol
 
     artifacts, profile, _, _ = base
     marker = json.loads((artifacts / S.TINY_BASE / "tiny.json").read_text())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from xrouter_lite.pool import Query
-from xrouter_lite.subsets import limit_per_task, spread
+from xrouter_lite.pool.core import Query
+from xrouter_lite.training.subsets import limit_per_task, spread
 
 TASKS = ["gsm"] * 60 + ["math-l5"] * 30 + ["crux"] * 10  # sorted by task, as pool.queries returns them
 

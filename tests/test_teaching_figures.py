@@ -7,8 +7,8 @@ import plotly.io as pio
 import pytest
 
 from xrouter_lite import notebook as NB
-from xrouter_lite.explore import episode_figure, reward_cost_figure
-from xrouter_lite.reward import RewardConfig, reward
+from xrouter_lite.explore.figures import episode_figure, reward_cost_figure
+from xrouter_lite.routing.reward import RewardConfig, reward
 
 
 def test_reward_cost_figure_draws_the_reward_formula_per_lambda():

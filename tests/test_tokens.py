@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from xrouter_lite import data as D
+from xrouter_lite.pool import data as D
 
 
 def test_every_family_factor_has_a_source_and_models_map_to_families():
@@ -46,7 +46,7 @@ def test_fit_and_residuals_on_a_table_with_known_error():
 def test_routerbench_residuals_before_and_after_calibration(real_table):
     """RouterBench's held-out queries: the raw estimate overprices every model by ~9%; after calibration each is
     within 1.5% (its 11 models were all counted with one tokenizer, so one factor fits them all)."""
-    from xrouter_lite.data import add_splits
+    from xrouter_lite.pool.data import add_splits
 
     rb = add_splits(real_table[real_table["source"] == "routerbench"])
     assert D.fit_token_factor(rb) == pytest.approx(D.ROUTERBENCH_TOKEN_FACTOR, abs=5e-4)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from xrouter_lite.episode import Call, Episode
-from xrouter_lite.evaluation import unseen_report
+from xrouter_lite.routing.episode import Call, Episode
+from xrouter_lite.training.evaluation import unseen_report
 
 
 def episode(qid: str, models: list[str], score: float, usd: float) -> Episode:

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from xrouter_lite import metrics as M
-from xrouter_lite import verdicts as V
+from xrouter_lite.routing import metrics as M
+from xrouter_lite.routing import verdicts as V
 
 SINGLES = [(1.0, 0.6), (2.0, 0.8), (4.0, 0.9)]  # (cost, accuracy) of three single models
 
@@ -134,7 +134,7 @@ def test_verdict_text_and_sentences():
 
 
 def test_outcomes_from_episodes_reorders_and_names_a_gap():
-    from xrouter_lite.episode import Episode
+    from xrouter_lite.routing.episode import Episode
 
     eps = [Episode(query_id=q, task="t", source="s", allowed=["a"], mode="simple") for q in ("q2", "q1")]
     eps[0].score, eps[0].usd, eps[0].reward = 1.0, 0.5, 0.9
@@ -152,7 +152,7 @@ def test_best_single_at_cost():
 
 
 def test_gains_over_sft_are_interval_verdicts():
-    from xrouter_lite.grpo import gains_over_sft
+    from xrouter_lite.training.grpo import gains_over_sft
 
     rng = np.random.default_rng(6)
     n = 150

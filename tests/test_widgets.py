@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from test_explore import build_data
-from xrouter_lite.widgets import Explorer, explorer_view, query_options, trace_view
+from xrouter_lite.explore.widgets import Explorer, explorer_view, query_options, trace_view
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_explorer_widget_redraws_when_controls_move(data):
 
 
 def test_headline_table_is_displayed_with_units(data):
-    from xrouter_lite.widgets import styled
+    from xrouter_lite.explore.widgets import styled
 
     page = styled(explorer_view(data, 30.0).table).to_html()
     assert "%" in page  # savings in percent
@@ -110,7 +110,7 @@ def test_headline_table_is_displayed_with_units(data):
 
 def test_the_lambda_slider_drives_the_conditioned_router():
     from test_explore import CONDITIONED, build_sweep_data
-    from xrouter_lite.widgets import nearest_note
+    from xrouter_lite.explore.widgets import nearest_note
 
     data = build_sweep_data()[0]
     ex = Explorer(data, lam=1.0)
@@ -127,6 +127,6 @@ def test_the_lambda_slider_drives_the_conditioned_router():
 
 
 def what_if_at(data, lam):
-    from xrouter_lite.whatif import what_if
+    from xrouter_lite.explore.whatif import what_if
 
     return what_if(data, lam, hulls=False)

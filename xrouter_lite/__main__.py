@@ -21,8 +21,8 @@ from xrouter_lite.profiles import PROFILES
 
 # What a user can fix gets one line on stderr and exit status 2; anything else is a bug and keeps its traceback.
 # Errors of modules that the CLI imports only when their command runs are named, not imported.
-USER_ERROR_NAMES = {"xrouter_lite.errors.UserError", "xrouter_lite.live.ConfigError",
-                    "xrouter_lite.live.BudgetExceeded", "builtins.OSError"}  # OSError: paths, permissions, network
+USER_ERROR_NAMES = {"xrouter_lite.errors.UserError", "xrouter_lite.pool.live.ConfigError",
+                    "xrouter_lite.pool.live.BudgetExceeded", "builtins.OSError"}  # OSError: paths, permissions, network
 
 
 def is_user_error(err: BaseException) -> bool:
@@ -71,12 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     _data_arg(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     p.add_argument("--source", default=None, help="zeroeval, mmlu-pro or routerbench (default: all)")
-    p.set_defaults(handler="xrouter_lite.data:pool_command")
+    p.set_defaults(handler="xrouter_lite.pool.data:pool_command")
 
     p = sub.add_parser("download", help="fetch the recorded upstream files into a data directory")
     p.add_argument("--data", default=None, help="directory to download into (default: <checkout>/data/upstream)")
     p.add_argument("--sources", nargs="*", default=None, help="zeroeval mmlu-pro routerbench (default: all)")
-    p.set_defaults(handler="xrouter_lite.data:download_command")
+    p.set_defaults(handler="xrouter_lite.pool.data:download_command")
 
     p = sub.add_parser("evaluate", help="evaluate routers on a split of the replay pool")
     _data_arg(p)
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda", dest="lam", type=float, default=3.0, help="cost weight of the reward")
     p.add_argument("--source", default="zeroeval", choices=["zeroeval", "mmlu-pro", "routerbench"])
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    p.set_defaults(handler="xrouter_lite.routers:evaluate_command")
+    p.set_defaults(handler="xrouter_lite.routing.baselines:evaluate_command")
 
     p = sub.add_parser("record", help="record a live pool's answers into the tidy table (costs money)")
     p.add_argument("--pool", required=True, help="YAML pool config (start from `python -m xrouter_lite example-pool`)")
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=".cache/responses.sqlite", help="SQLite response cache")
     p.add_argument("--concurrency", type=int, default=4)
     _data_arg(p)
-    p.set_defaults(handler="xrouter_lite.live:record_command")
+    p.set_defaults(handler="xrouter_lite.pool.live:record_command")
 
     p = sub.add_parser("report", help="write a finished run's results to docs/results/<profile>.{json,md} and the "
                                       "README's block; --check: exit 1 when the README is stale")
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gpu-check", help="time 4-bit load, SFT and GRPO steps and report peak memory on this device",
                        add_help=False)
-    p.set_defaults(handler="xrouter_lite.gpu_check:gpu_check_command")
+    p.set_defaults(handler="xrouter_lite.training.gpu_check:gpu_check_command")
 
     p = sub.add_parser("example-pool", help="print the example live-pool YAML (or copy it with --out FILE)")
     p.add_argument("--out", default=None, help="write it here instead of printing it")
@@ -169,13 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run the chosen command's handler; a user error is one line on stderr and status 2."""
     import importlib
 
-    from xrouter_lite.data import PICKLE_ENV
-    from xrouter_lite.pool import PRICES_ENV, load_prices
+    from xrouter_lite.pool.data import PICKLE_ENV
+    from xrouter_lite.pool.core import PRICES_ENV, load_prices
     from xrouter_lite.profiles import DataNotFound
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["gpu-check"]:  # its own parser: the flags live beside the check
-        from xrouter_lite.gpu_check import main as gpu_check
+        from xrouter_lite.training.gpu_check import main as gpu_check
 
         gpu_check(argv[1:])
         return 0

@@ -137,7 +137,7 @@ def setup(profile: str = "cpu", install: bool = True, data: bool = True) -> str:
     if data and not os.environ.get(DATA_ENV):
         target = base / "data"
         if not _holds_data(target):
-            from xrouter_lite import data as data_module
+            from xrouter_lite.pool import data as data_module
 
             print(f"downloading the recorded data (~130 MB, once) into {target}")
             data_module.download(target)

@@ -109,7 +109,7 @@ def interactive_renderer() -> str:
 def quiet_libraries() -> None:
     """Silence what buries a learner's output: transformers' weight-loading bars and info logs, datasets' map
     bars, and known deprecation/experimental warnings. Training progress (the trainer's own bar, or
-    `xrouter_lite.progress.ProgressPrinter`) and errors still show."""
+    `xrouter_lite.training.progress.ProgressPrinter`) and errors still show."""
     import transformers
     from transformers.utils import logging as hf_logging
 

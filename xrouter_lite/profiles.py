@@ -14,8 +14,8 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from xrouter_lite import upstream
-from xrouter_lite.upstream import PARTIAL  # a half-done download's marker, owned by `upstream`
+from xrouter_lite.pool import upstream
+from xrouter_lite.pool.upstream import PARTIAL  # a half-done download's marker, owned by `upstream`
 
 DATA_ENV = "XROUTER_LITE_DATA"  # where the recorded upstream files live (CI: ../shared/data)
 RUNS_ENV = "XROUTER_LITE_RUN_DIR"  # set by the notebook runner: where a notebook writes its artifacts
@@ -28,7 +28,7 @@ SOURCE_DIRS = ("zeroeval", "mmlu-pro", "routerbench")  # one folder per recorded
 
 @dataclass(frozen=True)
 class GRPOSettings:
-    """GRPO (notebook 03, `xrouter_lite.grpo`): every knob says what it does and what to change when it fails."""
+    """GRPO (notebook 03, `xrouter_lite.training.grpo`): every knob says what it does and what to change when it fails."""
 
     steps: int = 60  # optimizer steps; reward still rising at the end? raise it (time grows linearly)
     prompts_per_step: int = 4  # distinct (query, sub-pool) rows per step; completions/step = this x num_generations
@@ -112,7 +112,7 @@ GRPO_GPU = GRPOSettings(steps=150, prompts_per_step=4, num_generations=8, micro_
 
 @dataclass(frozen=True)
 class SFTSettings:
-    """SFT warm-up (notebook 02, `xrouter_lite.sft`): every knob says what it does and what to change when it fails."""
+    """SFT warm-up (notebook 02, `xrouter_lite.training.sft`): every knob says what it does and what to change when it fails."""
 
     # The tiny router (router_model == "tiny"); a Hub model ignores these four. Prompts are long (~200 tokens
     # per tool schema, ~2.5k for the 12-model ZeroEval pool), so width/depth cost time on every prompt token.

@@ -306,8 +306,8 @@ def read_router_results(artifacts: Path) -> list[dict]:
 def read_grader_errors(artifacts: Path) -> dict[str, int]:
     """Grader failures of a run as {"task/model": n}: the tables it loaded (built with failures) plus the answers
     graded while it ran ("task/final answer" for router answers); {} when the grader never failed."""
-    from xrouter_lite.data import TABLE_ERRORS
-    from xrouter_lite.grading import ERROR_LOG
+    from xrouter_lite.pool.data import TABLE_ERRORS
+    from xrouter_lite.pool.grading import ERROR_LOG
 
     counts: dict[str, int] = {}
     tables = artifacts / TABLE_ERRORS

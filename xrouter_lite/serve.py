@@ -14,7 +14,7 @@ total USD, turns, the strategy (direct / called / selected / summarised / fell b
 In a notebook or a test the router is any `(messages, tools) -> str` callable and the server runs in a thread:
 
     >>> from openai import OpenAI
-    >>> from xrouter_lite.pool import Answer, ModelSpec, Pool
+    >>> from xrouter_lite.pool.core import Answer, ModelSpec, Pool
     >>> class Echo(Pool):
     ...     models = [ModelSpec("small", 0.1, 0.4, tier="budget")]
     ...     def call(self, model, query, system_prompt=None, temperature=None):
@@ -68,11 +68,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from xrouter_lite.episode import Episode, Router, default_count_tokens, run_episode
-from xrouter_lite.live import IN_TOKEN_SAFETY, BudgetExceeded, BudgetGuard, LivePool
-from xrouter_lite.pool import Answer, Pool, PoolError, Query, ReplayPool, blended_price
-from xrouter_lite.protocol import MAX_TOOL_RESULT_CHARS, cost_line, system_prompt, tool_schemas
-from xrouter_lite.reward import RewardConfig
+from xrouter_lite.routing.episode import Episode, Router, default_count_tokens, run_episode
+from xrouter_lite.pool.live import IN_TOKEN_SAFETY, BudgetExceeded, BudgetGuard, LivePool
+from xrouter_lite.pool.core import Answer, Pool, PoolError, Query, ReplayPool, blended_price
+from xrouter_lite.routing.protocol import MAX_TOOL_RESULT_CHARS, cost_line, system_prompt, tool_schemas
+from xrouter_lite.routing.reward import RewardConfig
 
 log = logging.getLogger(__name__)
 
@@ -796,7 +796,7 @@ def service_options(info: dict) -> dict:
 def build_placeholder_router(pool: Pool, out_dir: str | os.PathLike, questions: Sequence[str] = (),
                              mode: str = "agent", max_turns: int = 3, hidden_size: int = 64, layers: int = 2) -> Path:
     """An UNTRAINED tiny router (random weights) for when no trained checkpoint exists; its turns are invalid."""
-    from xrouter_lite.modeling import build_tiny_router
+    from xrouter_lite.training.modeling import build_tiny_router
 
     # The tokenizer learns the router's own prompt (system prompt + tool schemas), so prompts stay short.
     texts = [system_prompt(mode, max_turns), json.dumps(tool_schemas(pool.models, mode))] * 4 + list(questions)
@@ -820,7 +820,7 @@ def load_replay_table(data: str | os.PathLike | None, sources: Sequence[str] = (
         text = {c: str for c in ("query_id", "source", "task", "category", "question", "gold", "model", "response")}
         table = pd.read_csv(path, keep_default_na=False, dtype=text)
         return table.assign(gold=table["gold"].map(lambda g: g if g != "" else None))
-    from xrouter_lite.data import load_table
+    from xrouter_lite.pool.data import load_table
 
     return load_table(data, sources=list(sources), progress=sys.stderr.isatty())
 
@@ -830,8 +830,8 @@ def open_pool(pool: str, data: str | None = None, sources: Sequence[str] = ("zer
     """'replay' -> a ReplayPool of the recorded table; a YAML path -> a LivePool (the server keeps the budget)."""
     if pool == "replay":
         return ReplayPool(load_replay_table(data, sources))
-    from xrouter_lite.cache import ResponseCache
-    from xrouter_lite.live import load_pool_config
+    from xrouter_lite.pool.cache import ResponseCache
+    from xrouter_lite.pool.live import load_pool_config
 
     return LivePool(load_pool_config(pool), ResponseCache(cache) if cache else None, budget=None)
 
@@ -844,8 +844,8 @@ def app_from_args(args):
                                 "artifacts/router_sft (notebooks 02 and 03 write them), or a checkpoint directory")
     info = read_router_info(checkpoint)
     pool = open_pool(args.pool, args.data, [s.strip() for s in args.sources.split(",") if s.strip()], args.cache)
-    from xrouter_lite.lm_router import LMRouter  # torch loads only once the checkpoint and pool are known good
-    from xrouter_lite.modeling import load_saved_router
+    from xrouter_lite.training.lm_router import LMRouter  # torch loads only once the checkpoint and pool are known good
+    from xrouter_lite.training.modeling import load_saved_router
 
     model, tokenizer = load_saved_router(checkpoint, device=args.device)  # whole, or a 4-bit base + its adapter
     print(f"router: {checkpoint} ({info.get('stage', 'unknown stage')}); pool: {type(pool).__name__} of "

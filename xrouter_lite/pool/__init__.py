@@ -1,0 +1,30 @@
+"""The model pool (notebook 01): the recorded answers of real models, what they cost, and live endpoints.
+
+    upstream    the pinned upstream files: where they come from, `download`, the readers that parse them
+    tokens      the one token estimate and its calibration per tokenizer family
+    splits      train / validation / test from a hash of the question text
+    core        `ModelSpec`, `Query`, `Answer`, the `Pool` interface, the price table (prices.csv), `ReplayPool`
+    grading     graders: a model's answer against the gold answer, 0 or 1
+    data        the tidy table (one row per query and model), its cache, `reprice`
+    live        real OpenAI-compatible endpoints behind the `Pool` interface, budgeted; `record`
+    cache       the SQLite response cache of live calls
+    repricing   price jitter: the same pool with some models' prices scaled
+
+Notebooks import what they need from here (`from xrouter_lite.pool import ReplayPool, load_table`); the modules
+import each other by their full names.
+"""
+
+from xrouter_lite import _lazy_exports
+
+# name -> its module here: the names the notebooks import from this package, loaded on first use
+_EXPORTS = {
+    "count_tokens": "tokens", "TOKEN_FACTORS": "tokens",
+    "add_splits": "splits",
+    "blended_price": "core", "load_prices": "core", "PRICES_CSV": "core", "Query": "core", "ReplayPool": "core",
+    "crux_answer": "grading", "grade": "grading", "grade_final": "grading",
+    "grader_error_counts": "data", "load_table": "data", "pool_summary": "data", "REASONING_MULTIPLIER": "data",
+    "reprice": "data", "token_residuals": "data",
+    "BudgetExceeded": "live", "load_pool_config": "live", "record": "live", "select_queries": "live",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
