@@ -8,6 +8,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "xrouter_lite"
 SUBPACKAGES = ("pool", "routing", "training", "explore")  # in dependency order: each may import only those before it
+BENEATH = ("xrouter_lite", "xrouter_lite.errors", "xrouter_lite.profiles", "xrouter_lite.notebook")  # top-level
+# modules that a subpackage may import (the lazy re-export helper, user errors, every knob and path, figure rendering)
 
 
 def _dotted(path: Path) -> str:
@@ -152,7 +154,8 @@ def test_every_subpackage_says_what_it_holds_and_re_exports_what_its_modules_def
 
 def test_modules_import_each_other_by_full_name_and_subpackages_only_downwards():
     """A module never takes a name from a subpackage's `__init__` (its re-exports are for notebooks), so the graph
-    above is the whole story; and pool <- routing <- training <- explore: no subpackage imports a later one."""
+    above is the whole story; pool <- routing <- training <- explore: no subpackage imports a later one; and of the
+    top-level modules a subpackage imports only those BENEATH it."""
     trees = _modules()
     packages = {"xrouter_lite"} | {f"xrouter_lite.{s}" for s in SUBPACKAGES}
     via_init = sorted(f"{name}: from {dep} import {what}" for name, tree in trees.items()
@@ -167,3 +170,6 @@ def test_modules_import_each_other_by_full_name_and_subpackages_only_downwards()
     upward = sorted(f"{m} -> {d}" for m, deps in import_graph().items() for d in deps
                     if rank_of(m) is not None and rank_of(d) is not None and rank_of(d) > rank_of(m))
     assert not upward, f"a subpackage imports a later one: {upward}"
+    above = sorted(f"{m} -> {d}" for m, deps in import_graph().items() for d in deps
+                   if rank_of(m) is not None and rank_of(d) is None and d not in BENEATH)
+    assert not above, f"a subpackage imports a top-level module that is not among BENEATH: {above}"
