@@ -1,4 +1,4 @@
-"""The explorer's figures (`explore`) and what-if replay (`whatif`), on a small built pool with scripted LM routers.
+"""The explorer's figures (`explore.figures`) and what-if replay (`whatif`), on a small built pool with scripted LM routers.
 
 Three models (`tiny` cheap, `mid`, `big` 100x dearer) answer two tasks; two scripted "LM routers" run real
 episodes through the episode runner (one in simple mode, one in agent mode with `select_response`), so the

@@ -1,4 +1,4 @@
-"""`whatif` re-implements every baseline as array operations for the explorer; `routers` is the reference. They
+"""`whatif` re-implements every baseline as array operations for the explorer; `baselines` is the reference. They
 must agree on every decision under every setting the explorer offers: λ, a per-call budget, a smaller model pool
 and a task filter, on the real ZeroEval test split."""
 
@@ -30,7 +30,7 @@ def zeroeval(real_table):
 
 
 def _sub(pool: ReplayPool, allowed) -> ReplayPool:
-    """The replay pool of `allowed` models only: what `routers` sees when the explorer narrows the pool."""
+    """The replay pool of `allowed` models only: what `baselines` sees when the explorer narrows the pool."""
     return pool if allowed is None else ReplayPool(pool.table[pool.table["model"].isin(allowed)])
 
 
@@ -72,7 +72,7 @@ def test_summary_rows_match_routers_evaluate_under_lambda_pool_and_tasks(zeroeva
 
 @pytest.mark.parametrize("budget", (1e-4, 1e-3))
 def test_a_budget_sends_exactly_the_calls_quoted_over_it_to_the_cheapest_allowed_model(zeroeval, budget):
-    """`routers` has no budget: the explorer's guard is defined on top of its decisions, and only there."""
+    """`baselines` has no budget: the explorer's guard is defined on top of its decisions, and only there."""
     pool, train, test, data = zeroeval
     for allowed in POOLS:
         sub = _sub(pool, allowed)

@@ -3,7 +3,7 @@
 `eval_data` looks every (query, model) outcome up once and fits the baselines; `what_if(data, lam, budget,
 allowed, tasks)` then re-decides every baseline under a cost weight lambda, a per-call budget and a model pool,
 and replays the LM routers' recorded episodes under the same budget and pool, from per-query arrays, in
-milliseconds. The tables here feed `explore`'s figures; `explore.write_headline` writes the README's results.
+milliseconds. The tables here feed `figures`; `figures.write_headline` writes the README's results.
 
     >>> data = eval_data(pool, train, test, lm_points=[lm_point(episodes, test, pool, "GRPO router", 30.0)])  # doctest: +SKIP
     >>> what_if(data, lam=30.0, budget=1e-3, allowed=["gpt-4o-mini-2024-07-18", "o1-mini-2024-09-12"]).table  # doctest: +SKIP
@@ -106,7 +106,7 @@ class EvalData:
     p_correct: dict[str, np.ndarray]  # learned router -> [n, M] predicted P(correct)
     lam_grids: dict[str, np.ndarray]  # learned router -> the lambda grid its hull is traced over
     lm: list[LMPoint] = field(default_factory=list)
-    seed: int = 0  # the random router's seed (as routers.RandomRouter)
+    seed: int = 0  # the random router's seed (as baselines.RandomRouter)
     reward_cfg: object = None  # reward.RewardConfig whose lam the explorer replaces; None: the defaults
     sweeps: list[LMSweep] = field(default_factory=list)  # λ-conditioned checkpoints, replayed at the nearest swept λ
 
@@ -283,7 +283,7 @@ def _single_run(data, name, kind, family, lam, cols, blocked, fallback) -> Route
 
 
 def _learned_cols(data: EvalData, name: str, lam: float, cols: np.ndarray) -> np.ndarray:
-    """As routers.LearnedRouter.decide: argmax P*K - lam*quote among the allowed columns (ties: cheaper)."""
+    """As baselines.LearnedRouter.decide: argmax P*K - lam*quote among the allowed columns (ties: cheaper)."""
     from xrouter_lite.routing.baselines import K_REWARD
 
     p, cost = data.p_correct[name][:, cols], data.quote[:, cols]
@@ -727,7 +727,7 @@ def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
 
 
 def headline_details(w: WhatIf, rows: list[dict], queries: pd.DataFrame | None = None, **about) -> dict:
-    """What `explore.write_headline` keeps as headline.json: the setting, the reference model and the headline's rows (every
+    """What `figures.write_headline` keeps as headline.json: the setting, the reference model and the headline's rows (every
     router, the `headline_models`) with their intervals."""
     counts = queries.loc[w.mask, "task"].value_counts(sort=False).to_dict() if queries is not None else {}
     shown = set(headline_models(w, rows))

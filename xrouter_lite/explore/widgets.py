@@ -1,4 +1,4 @@
-"""ipywidgets controls for the cost/quality explorer, wired to the pure functions of `whatif` and `explore`.
+"""ipywidgets controls for the cost/quality explorer, wired to the pure functions of `whatif` and `figures`.
 
     >>> from xrouter_lite.explore.whatif import eval_data               # doctest: +SKIP
     >>> from xrouter_lite.explore.widgets import Explorer, explorer_view

@@ -51,7 +51,7 @@ COLUMNS = ["query_id", "source", "task", "category", "question", "gold", "model"
            "correct", "in_tokens", "out_tokens", "usd"]
 STR_COLUMNS = ["query_id", "source", "task", "category", "question", "model", "response"]
 ZEROEVAL_TASKS = ("gsm", "math-l5", "crux")
-DEFAULT_CACHE = str(resolve_cache_dir())  # $XROUTER_LITE_CACHE, else <checkout>/.cache (as routers.EMBED_CACHE)
+DEFAULT_CACHE = str(resolve_cache_dir())  # $XROUTER_LITE_CACHE, else <checkout>/.cache (as baselines.EMBED_CACHE)
 GRADE_WORKERS = 2  # processes that grade and count tokens; the CI machine has 2 cores
 PARALLEL_MIN_ROWS = 4000  # below this a process pool costs more than it saves
 CHUNK_ROWS = 2000  # rows per worker task: small enough for a smooth progress bar

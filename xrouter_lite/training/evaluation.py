@@ -1,4 +1,4 @@
-"""Evaluate an LM router through the episode runner: the same row as `routers.evaluate`, plus format stats.
+"""Evaluate an LM router through the episode runner: the same row as `baselines.evaluate`, plus format stats.
 
 Notebooks 02-04 call one function for any trained router LM (SFT or GRPO, tiny or Hub):
 
@@ -7,7 +7,7 @@ Notebooks 02-04 call one function for any trained router LM (SFT or GRPO, tiny o
     ...                                    mode="simple", lam=30.0, tool_result_chars=300)   # doctest: +SKIP
     >>> row["accuracy"], row["usd_per_query"], row["well_formed_call_rate"]       # doctest: +SKIP
 
-The row has `routers.evaluate`'s fields (router, n, accuracy, usd_per_query, mean_reward, calls_per_query,
+The row has `baselines.evaluate`'s fields (router, n, accuracy, usd_per_query, mean_reward, calls_per_query,
 model_share, valid_rate) and the router's format: the share of first turns that are a well-formed call to a
 model of the sample's pool, the share of direct answers, and a count of the invalid endings' reasons.
 
@@ -70,7 +70,7 @@ def format_stats(episodes: Sequence[Episode]) -> dict:
 
 def episode_row(episodes: Sequence[Episode], name: str, lam: float, models: Sequence[str] | None = None,
                 c_max: float | None = None) -> dict:
-    """`routers.evaluate`'s row for episodes (accuracy, USD/query, reward, calls, model share, valid rate)."""
+    """`baselines.evaluate`'s row for episodes (accuracy, USD/query, reward, calls, model share, valid rate)."""
     score = np.array([ep.score for ep in episodes], float)
     usd = np.array([ep.usd for ep in episodes], float)
     valid = np.array([not ep.invalid for ep in episodes], bool)
