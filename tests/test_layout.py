@@ -99,8 +99,6 @@ SHARED_NAMES = {
             "`training.gpu_check`)",
     "log": "each module's own `logging.getLogger(__name__)`",
     "zero_margin": "metrics: the point estimate; verdicts: the same margin with its bootstrap interval",
-    "Router": "routing.baselines.Router is the one-shot baselines' base class, routing.episode.Router the type of "
-              "an LM router callable: two kinds of router, each named in its own module",
 }
 
 

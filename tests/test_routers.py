@@ -159,7 +159,7 @@ def test_cascade_pays_for_every_call(table, pool):
 def test_invalid_decisions_score_zero_and_cost_nothing(pool):
     _, test = _split(pool)
 
-    class Broken(R.Router):
+    class Broken(R.Baseline):
         name = "broken"
 
         def route(self, queries, pool):

@@ -110,14 +110,14 @@ def train_stats(train: pd.DataFrame, pool) -> TrainStats:
 
 
 # ---------------------------------------------------------------- the interface
-class Router:
-    """A router: `fit` on the train split, then one decision per query from `route`."""
+class Baseline:
+    """A one-shot baseline router: `fit` on the train split, then one decision per query from `route`."""
 
     name = "router"
 
     models: list[str] | None = None  # the pool models it chooses among, set by `fit`
 
-    def fit(self, train: pd.DataFrame, pool) -> "Router":
+    def fit(self, train: pd.DataFrame, pool) -> "Baseline":
         """Learn what the rule needs from the train split (here only the source's models)."""
         self.models = source_models(pool, train)
         return self
@@ -134,7 +134,7 @@ def _fill(n: int, model: str) -> np.ndarray:
     return out
 
 
-class SingleModel(Router):
+class SingleModel(Baseline):
     """Always the same model."""
 
     def __init__(self, model: str):
@@ -144,7 +144,7 @@ class SingleModel(Router):
         return _fill(len(queries), self.model)
 
 
-class Cheapest(Router):
+class Cheapest(Baseline):
     """The model with the lowest mean USD per query on the train split."""
 
     name = "cheapest"
@@ -169,7 +169,7 @@ class Strongest(Cheapest):
         return self
 
 
-class RandomRouter(Router):
+class RandomRouter(Baseline):
     """A uniformly random model per query, seeded (query-blind mixing: lies on or under the zero router)."""
 
     name = "random"
@@ -182,7 +182,7 @@ class RandomRouter(Router):
         return models[np.random.default_rng(self.seed).integers(len(models), size=len(queries))]
 
 
-class Oracle(Router):
+class Oracle(Baseline):
     """UPPER BOUND, not a router: per query the cheapest correct model, read from the evaluated labels."""
 
     name = "oracle"
@@ -247,7 +247,7 @@ class LengthRule(KeywordRule):
         return (queries["question"].str.len() > self.threshold).to_numpy(dtype=bool)
 
 
-class Cascade(Router):
+class Cascade(Baseline):
     """Cheap model first; escalate along `chain` while the answer is missing or unparseable.
 
     Decisions are tuples of every model called (each call is paid); the last one's answer counts.
@@ -348,7 +348,7 @@ def _minilm():
     return _MINILM
 
 
-class LearnedRouter(Router):
+class LearnedRouter(Baseline):
     """Predicts P(correct) per model from the question embedding; picks argmax P*K - lam*cost."""
 
     def __init__(self, lam: float = 3.0):
@@ -452,7 +452,7 @@ class MLPRouter(LearnedRouter):
 
 
 # ---------------------------------------------------------------- evaluation
-def evaluate(router: Router, queries: pd.DataFrame, pool, lam: float = 3.0, c_max: float | None = None) -> dict:
+def evaluate(router: Baseline, queries: pd.DataFrame, pool, lam: float = 3.0, c_max: float | None = None) -> dict:
     """Accuracy, USD/query, reward at `lam`, calls, model shares, valid rate; a learned router's lam sweep too."""
     models = source_models(pool, queries)
     learned = isinstance(router, LearnedRouter)
@@ -510,7 +510,7 @@ def two_model_metrics(router: LearnedRouter, queries: pd.DataFrame, pool) -> dic
 BASELINES = ("random", "cheapest", "strongest", "oracle", "keywords", "length", "cascade", "knn", "mlp")
 
 
-def make_router(name: str, models: list[str]) -> Router:
+def make_router(name: str, models: list[str]) -> Baseline:
     """A router by its CLI name; any pool model id gives that single-model router."""
     named = {"random": RandomRouter, "cheapest": Cheapest, "strongest": Strongest, "oracle": Oracle,
              "keywords": KeywordRule, "length": LengthRule, "cascade": Cascade, "knn": KNNRouter,
