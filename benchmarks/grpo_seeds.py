@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     from xrouter_lite.pool.data import add_splits, load_table
     from xrouter_lite.training import evaluate_lm_router, query_frame, spread
-    from xrouter_lite.training.grpo import gains_over_sft, settings_for_sft, train_grpo, training_rows, zero_variance_share
+    from xrouter_lite.training.grpo import (gains_over_sft, settings_for_sft, train_grpo, training_rows,
+                                            zero_variance_share)
     from xrouter_lite.routing.metrics import hull_value, verdict_hull
     from xrouter_lite.training.modeling import load_saved_router
     from xrouter_lite.pool.core import ReplayPool

@@ -19,8 +19,8 @@ import time
 from xrouter_lite.pool.data import add_splits, load_table
 from xrouter_lite.pool.core import ReplayPool
 from xrouter_lite.profiles import resolve_data_dir
-from xrouter_lite.routing.baselines import (Cascade, Cheapest, KeywordRule, LengthRule, Oracle, RandomRouter, SingleModel,
-                                  Strongest)
+from xrouter_lite.routing.baselines import (Cascade, Cheapest, KeywordRule, LengthRule, Oracle, RandomRouter,
+                                            SingleModel, Strongest)
 
 GOAL = 100_000  # decisions per second
 

@@ -19,12 +19,12 @@ from xrouter_lite.routing import metrics as M
 from xrouter_lite.routing import baselines as R
 from xrouter_lite.routing.episode import run_episodes
 from xrouter_lite.explore.figures import (color_by_legendgroup, cost_accuracy_figure, explorer_plane_figure,
-                                  model_share_figure, per_task_figure, reward_vs_lambda_figure, write_figure,
-                                  write_headline)
+                                          model_share_figure, per_task_figure, reward_vs_lambda_figure, write_figure,
+                                          write_headline)
 from xrouter_lite.pool.core import ModelSpec, ReplayPool, tool_name
 from xrouter_lite.explore.whatif import (eval_data, headline_table, lm_point, markdown_table, per_task_table,
-                                 reward_lambda_table, route_all, router_checkpoints, share_table, sweep_table,
-                                 trace_html, what_if)
+                                         reward_lambda_table, route_all, router_checkpoints, share_table, sweep_table,
+                                         trace_html, what_if)
 
 P_CORRECT = {"gsm": {"tiny": 0.85, "mid": 0.6, "big": 0.95}, "crux": {"tiny": 0.1, "mid": 0.6, "big": 0.9}}
 

@@ -16,8 +16,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is built locally
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 from synthetic import texts_in_split  # noqa: E402
-from xrouter_lite.training.grpo import (GRPORow, episode_metrics, group_stats, play_episodes, rollout_output,  # noqa: E402
-                               save_grpo_router, settings_for_sft, tool_suffix_ids, train_grpo, training_rows)
+from xrouter_lite.training.grpo import (GRPORow, episode_metrics, group_stats, play_episodes,  # noqa: E402
+                                        rollout_output, save_grpo_router, settings_for_sft, tool_suffix_ids, train_grpo,
+                                        training_rows)
 from xrouter_lite.training.modeling import build_tiny_router, load_router, load_saved_router  # noqa: E402
 from xrouter_lite.pool.core import Query, ReplayPool, load_prices, tool_name  # noqa: E402
 from xrouter_lite.profiles import GRPOSettings  # noqa: E402

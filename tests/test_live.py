@@ -18,7 +18,7 @@ import pytest
 
 from xrouter_lite.pool.cache import ResponseCache
 from xrouter_lite.pool.live import (BudgetExceeded, BudgetGuard, ConfigError, LivePool, LivePoolError, load_pool_config,
-                               record, retry_after_seconds, select_queries)
+                                    record, retry_after_seconds, select_queries)
 from xrouter_lite.pool.core import ModelSpec, PoolError, Query
 
 sys.path.insert(0, str(Path(__file__).parent))

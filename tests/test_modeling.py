@@ -12,8 +12,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is built locally; a download attempt is a bug
 
 from xrouter_lite.training import modeling  # noqa: E402
-from xrouter_lite.training.modeling import (  # noqa: E402
-    SPECIAL_TOKENS, TOOL_TOKENS, assistant_mask, build_tiny_router, load_router, pick_device, qwen25_chat_template)
+from xrouter_lite.training.modeling import (SPECIAL_TOKENS, TOOL_TOKENS, assistant_mask,  # noqa: E402
+                                            build_tiny_router, load_router, pick_device, qwen25_chat_template)
 
 TRICKY = [
     "Ünïcödé café, naïve façade; 東京タワー, Ελληνικά, emoji 😀👍🏽, and a combining e\u0301 (NFC folds it).",

@@ -9,7 +9,7 @@ import pytest
 
 from xrouter_lite.pool.core import Answer, ModelSpec
 from xrouter_lite.routing.protocol import (MAX_TURN_CHARS, Action, format_tool_result, parse_turn, render_calls,
-                                   router_messages, system_prompt, tool_schemas)
+                                           router_messages, system_prompt, tool_schemas)
 
 MODELS = [
     ModelSpec("gpt-4o-mini", 0.15, 0.60, tier="budget", context=128000, description="Fast general model."),

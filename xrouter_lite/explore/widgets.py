@@ -24,10 +24,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from xrouter_lite.explore.figures import (explorer_plane_figure, model_share_figure, per_task_figure, reward_vs_lambda_figure,
-                                  setting_label)
-from xrouter_lite.explore.whatif import (EvalData, WhatIf, column_format, default_routers, headline_table, per_task_table,
-                                 reward_lambda_table, share_table, trace_html, what_if)
+from xrouter_lite.explore.figures import (explorer_plane_figure, model_share_figure, per_task_figure,
+                                          reward_vs_lambda_figure, setting_label)
+from xrouter_lite.explore.whatif import (EvalData, WhatIf, column_format, default_routers, headline_table,
+                                         per_task_table, reward_lambda_table, share_table, trace_html, what_if)
 
 LAMBDA_LOG10 = (-1.0, 4.0)  # the lambda slider spans 0.1 .. 10,000 reward points per USD (log scale)
 BUDGET_LOG10 = (-5.0, -1.0)  # the budget slider spans $0.00001 .. $0.1 per call (log scale)

@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from xrouter_lite.pool.core import Answer, Pool, PoolError, Query, tool_name
 from xrouter_lite.routing.protocol import (MAX_TOOL_RESULT_CHARS, MAX_TURN_CHARS, Action, Turn, format_tool_result,
-                                   parse_turn, router_messages, tool_message, tool_schemas)
+                                           parse_turn, router_messages, tool_message, tool_schemas)
 from xrouter_lite.routing.reward import RewardConfig, reward, router_usd
 
 Router = Callable[[list, list], str]

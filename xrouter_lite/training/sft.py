@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xrouter_lite.training.modeling import build_tiny_router, load_router, lora_config, pick_device, qwen25_chat_template
+from xrouter_lite.training.modeling import (build_tiny_router, load_router, lora_config, pick_device,
+                                            qwen25_chat_template)
 from xrouter_lite.pool.core import Query, ReplayPool
 from xrouter_lite.profiles import Profile, SFTSettings
 from xrouter_lite.routing.agreement import DIFFERENT, SAME
