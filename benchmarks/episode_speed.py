@@ -12,8 +12,8 @@ import argparse
 import random
 import time
 
-from xrouter_lite.routing.episode import run_episodes
 from xrouter_lite.pool.core import Answer, ModelSpec, Pool, PoolError, Query
+from xrouter_lite.routing.episode import run_episodes
 from xrouter_lite.routing.protocol import Action, render_calls
 
 SPECS = [ModelSpec("budget-a", 0.1, 0.4, tier="budget", context=32768, description="Small general model."),

@@ -58,16 +58,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from xrouter_lite.pool.core import ReplayPool
     from xrouter_lite.pool.data import add_splits, load_table
+    from xrouter_lite.profiles import get_profile, resolve_data_dir
+    from xrouter_lite.routing.baselines import evaluate_all
+    from xrouter_lite.routing.metrics import hull_value, verdict_hull
+    from xrouter_lite.routing.verdicts import Outcomes, Singles
     from xrouter_lite.training import evaluate_lm_router, query_frame, spread
     from xrouter_lite.training.grpo import (gains_over_sft, settings_for_sft, train_grpo, training_rows,
                                             zero_variance_share)
-    from xrouter_lite.routing.metrics import hull_value, verdict_hull
     from xrouter_lite.training.modeling import load_saved_router
-    from xrouter_lite.pool.core import ReplayPool
-    from xrouter_lite.profiles import get_profile, resolve_data_dir
-    from xrouter_lite.routing.baselines import evaluate_all
-    from xrouter_lite.routing.verdicts import Outcomes, Singles
 
     prof = get_profile(args.profile)
     settings = replace(prof.grpo, steps=args.steps or prof.grpo.steps, lam=args.lam or prof.grpo.lam)

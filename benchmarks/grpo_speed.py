@@ -41,10 +41,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from xrouter_lite.pool.data import add_splits, load_table
-    from xrouter_lite.training.grpo import settings_for_sft, train_grpo, training_rows
     from xrouter_lite.pool.core import ReplayPool
+    from xrouter_lite.pool.data import add_splits, load_table
     from xrouter_lite.profiles import get_profile, resolve_data_dir
+    from xrouter_lite.training.grpo import settings_for_sft, train_grpo, training_rows
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     import test_price_reading as T
-    from xrouter_lite.training import sft as S
     from xrouter_lite.profiles import get_profile
+    from xrouter_lite.training import sft as S
     from xrouter_lite.training.traces import build_traces
 
     torch.set_num_threads(args.threads)

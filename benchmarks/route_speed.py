@@ -16,8 +16,8 @@ import argparse
 import json
 import time
 
-from xrouter_lite.pool.data import add_splits, load_table
 from xrouter_lite.pool.core import ReplayPool
+from xrouter_lite.pool.data import add_splits, load_table
 from xrouter_lite.profiles import resolve_data_dir
 from xrouter_lite.routing.baselines import (Cascade, Cheapest, KeywordRule, LengthRule, Oracle, RandomRouter,
                                             SingleModel, Strongest)

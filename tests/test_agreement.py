@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from xrouter_lite.routing.agreement import DIFFERENT, agree, final_answer, note
 from xrouter_lite.pool.core import Answer
+from xrouter_lite.routing.agreement import DIFFERENT, agree, final_answer, note
 from xrouter_lite.routing.protocol import format_tool_result
 
 ANSWER = '```json\n{"reasoning": "%s", "answer": "%s"}\n```'

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from xrouter_lite.pool import data as D
 from xrouter_lite.__main__ import is_user_error, main
 from xrouter_lite.errors import DataError
+from xrouter_lite.pool import data as D
 from xrouter_lite.pool.core import PRICES_ENV, load_prices
 
 REPO = Path(__file__).resolve().parents[1]

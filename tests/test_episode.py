@@ -10,8 +10,8 @@ import types
 
 import pytest
 
-from xrouter_lite.routing.episode import Episode, read_jsonl, run_episode, run_episodes, write_jsonl
 from xrouter_lite.pool.core import Answer, ModelSpec, Pool, PoolError, Query, tool_name
+from xrouter_lite.routing.episode import Episode, read_jsonl, run_episode, run_episodes, write_jsonl
 from xrouter_lite.routing.protocol import Action, render_calls
 from xrouter_lite.routing.reward import RewardConfig
 

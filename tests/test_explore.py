@@ -15,16 +15,16 @@ import pytest
 
 from synthetic import MODELS, routing_table
 
-from xrouter_lite.routing import metrics as M
-from xrouter_lite.routing import baselines as R
-from xrouter_lite.routing.episode import run_episodes
 from xrouter_lite.explore.figures import (color_by_legendgroup, cost_accuracy_figure, explorer_plane_figure,
                                           model_share_figure, per_task_figure, reward_vs_lambda_figure, write_figure,
                                           write_headline)
-from xrouter_lite.pool.core import ModelSpec, ReplayPool, tool_name
 from xrouter_lite.explore.whatif import (eval_data, headline_table, lm_point, markdown_table, per_task_table,
                                          reward_lambda_table, route_all, router_checkpoints, share_table, sweep_table,
                                          trace_html, what_if)
+from xrouter_lite.pool.core import ModelSpec, ReplayPool, tool_name
+from xrouter_lite.routing import metrics as M
+from xrouter_lite.routing import baselines as R
+from xrouter_lite.routing.episode import run_episodes
 
 P_CORRECT = {"gsm": {"tiny": 0.85, "mid": 0.6, "big": 0.95}, "crux": {"tiny": 0.1, "mid": 0.6, "big": 0.9}}
 
@@ -342,8 +342,8 @@ CONDITIONED = "GRPO router (λ in prompt)"
 def build_sweep_data():
     """`build_data` plus a scripted λ-conditioned router swept over SWEPT: big up to λ=10, mid to 100, tiny above."""
     from conditioned import by_lambda, price_ladder
-    from xrouter_lite.routing.reward import RewardConfig
     from xrouter_lite.explore.whatif import lm_sweep
+    from xrouter_lite.routing.reward import RewardConfig
 
     data, pool, test = build_data()
     router = by_lambda(price_ladder("tiny", "mid", "big"))

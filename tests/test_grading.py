@@ -9,8 +9,8 @@ import time
 import pytest
 
 from xrouter_lite.pool import grading as G
-from xrouter_lite.pool.grading import extract_answer, grade, grade_final
 from xrouter_lite.pool.core import Query
+from xrouter_lite.pool.grading import extract_answer, grade, grade_final
 
 
 def ze(answer, reasoning: str = "worked it out") -> str:

@@ -16,14 +16,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is built locally
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 from synthetic import texts_in_split  # noqa: E402
-from xrouter_lite.training.grpo import (GRPORow, episode_metrics, group_stats, play_episodes,  # noqa: E402
-                                        rollout_output, save_grpo_router, settings_for_sft, tool_suffix_ids, train_grpo,
-                                        training_rows)
-from xrouter_lite.training.modeling import build_tiny_router, load_router, load_saved_router  # noqa: E402
 from xrouter_lite.pool.core import Query, ReplayPool, load_prices, tool_name  # noqa: E402
 from xrouter_lite.profiles import GRPOSettings  # noqa: E402
 from xrouter_lite.routing.protocol import Action, format_tool_result, render_calls, tool_message  # noqa: E402
 from xrouter_lite.routing.reward import RewardConfig  # noqa: E402
+from xrouter_lite.training.grpo import (GRPORow, episode_metrics, group_stats, play_episodes,  # noqa: E402
+                                        rollout_output, save_grpo_router, settings_for_sft, tool_suffix_ids, train_grpo,
+                                        training_rows)
+from xrouter_lite.training.modeling import build_tiny_router, load_router, load_saved_router  # noqa: E402
 
 MINI, FLASH, O1 = "gpt-4o-mini-2024-07-18", "gemini-1.5-flash", "o1-mini-2024-09-12"
 MODELS = [MINI, FLASH, O1]
@@ -61,8 +61,8 @@ def tiny(tmp_path_factory, pool):
     """A tiny random router saved to disk (seconds), its tokenizer fitted to our prompts: (dir, tokenizer)."""
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    from xrouter_lite.training.modeling import qwen25_chat_template
     from xrouter_lite.routing.protocol import router_messages, tool_schemas
+    from xrouter_lite.training.modeling import qwen25_chat_template
 
     out = tmp_path_factory.mktemp("tiny")
     convs, tools = [], []

@@ -2,8 +2,8 @@
 
 import torch
 
-from xrouter_lite.training.guided import name_constraint
 from xrouter_lite.routing.protocol import CALL_OPENER, SELECT, SELECT_ARGS
+from xrouter_lite.training.guided import name_constraint
 
 SELECT_OPENER = SELECT_ARGS
 NAMES = ["call_a", "call_b", "call_c", SELECT]

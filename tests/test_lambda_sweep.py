@@ -13,8 +13,8 @@ import pytest
 
 from conditioned import by_lambda, price_ladder, stated_lambda
 from test_explore import build_table, make_pool
-from xrouter_lite.training import evaluation as E
 from xrouter_lite.routing import metrics as M
+from xrouter_lite.training import evaluation as E
 
 
 class ScriptedLM:

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 from xrouter_lite.pool.cache import ResponseCache
+from xrouter_lite.pool.core import ModelSpec, PoolError, Query
 from xrouter_lite.pool.live import (BudgetExceeded, BudgetGuard, ConfigError, LivePool, LivePoolError, load_pool_config,
                                     record, retry_after_seconds, select_queries)
-from xrouter_lite.pool.core import ModelSpec, PoolError, Query
 
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_test_server import OpenAITestServer  # noqa: E402
@@ -192,8 +192,8 @@ def test_cached_replay_is_not_paid_again_but_costs_what_the_call_cost(server, tm
 
 def test_episodes_on_a_cached_live_pool_are_charged_like_paid_ones(server, tmp_path):
     """Rewards and evaluations on a live pool must not get cheaper because the answers were cached."""
-    from xrouter_lite.routing.episode import run_episode
     from xrouter_lite.pool.core import tool_name
+    from xrouter_lite.routing.episode import run_episode
     from xrouter_lite.routing.reward import RewardConfig
 
     def router(messages, tools):

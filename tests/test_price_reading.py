@@ -19,9 +19,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from synthetic import texts_in_split  # noqa: E402
 from xrouter_lite.pool.core import ModelSpec, ReplayPool  # noqa: E402
+from xrouter_lite.pool.repricing import RepricedPool  # noqa: E402
 from xrouter_lite.profiles import SFTSettings, get_profile  # noqa: E402
 from xrouter_lite.routing.protocol import router_messages, tool_schemas  # noqa: E402
-from xrouter_lite.pool.repricing import RepricedPool  # noqa: E402
 from xrouter_lite.training import sft as S  # noqa: E402
 from xrouter_lite.training.traces import build_traces  # noqa: E402
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from xrouter_lite.pool.core import Answer, ModelSpec, Pool, PoolError, Query
-from xrouter_lite.routing.protocol import describe
 from xrouter_lite.pool.repricing import RepricedPool, draw_factors, round_price, scaled_spec
+from xrouter_lite.routing.protocol import describe
 
 
 class Two(Pool):

@@ -15,9 +15,9 @@ import pytest
 
 from synthetic import GOOD, MODELS, routing_table
 
+from xrouter_lite.pool.core import ModelSpec, ReplayPool
 from xrouter_lite.routing import metrics as M
 from xrouter_lite.routing import baselines as R
-from xrouter_lite.pool.core import ModelSpec, ReplayPool
 
 P_CORRECT = {"gsm": {"tiny": 0.9, "mid": 0.6, "big": 0.95}, "crux": {"tiny": 0.05, "mid": 0.6, "big": 0.9}}
 

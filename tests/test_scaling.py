@@ -11,8 +11,8 @@ import importlib.util
 import pytest
 import torch
 
-from xrouter_lite.training.grpo import grpo_config
 from xrouter_lite.profiles import get_profile
+from xrouter_lite.training.grpo import grpo_config
 
 
 def _with(args, **fields):

@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 from openai import OpenAI
 
-from xrouter_lite.pool.live import LivePool
 from xrouter_lite.pool.core import ModelSpec, Pool, PoolError, ReplayPool
+from xrouter_lite.pool.live import LivePool
 from xrouter_lite.serve import BackgroundServer, create_app, redact, text_pieces, wait_for_health
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -327,8 +327,8 @@ def test_secrets_in_upstream_errors_are_redacted(monkeypatch, caplog):
 def test_cli_serves_a_router_checkpoint_from_a_run_dir(tmp_path):
     """The `serve` command's path (options, checkpoint lookup, router.json, a table file, LMRouter), in-process."""
     from xrouter_lite.__main__ import build_parser
-    from xrouter_lite.training.modeling import build_tiny_router
     from xrouter_lite.serve import app_from_args
+    from xrouter_lite.training.modeling import build_tiny_router
 
     ckpt = tmp_path / "run" / "artifacts" / "router_sft"
     build_tiny_router([question(i) for i in range(20)] * 2, ckpt, vocab_size=300, hidden_size=32, layers=1, heads=2)
@@ -356,8 +356,8 @@ def test_cli_serves_a_router_checkpoint_from_a_run_dir(tmp_path):
 
 def test_cli_cost_weight_sets_the_default_and_refuses_a_negative(tmp_path):
     from xrouter_lite.__main__ import build_parser
-    from xrouter_lite.training.modeling import build_tiny_router
     from xrouter_lite.serve import app_from_args
+    from xrouter_lite.training.modeling import build_tiny_router
 
     ckpt = tmp_path / "router_sft"
     build_tiny_router([question(i) for i in range(20)] * 2, ckpt, vocab_size=300, hidden_size=32, layers=1, heads=2)

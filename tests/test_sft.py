@@ -15,14 +15,14 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is built locally; a download attempt is a bug
 
 from synthetic import texts_in_split  # noqa: E402
-from xrouter_lite.pool.data import split_of  # noqa: E402
-from xrouter_lite.routing.episode import run_episode, run_episodes  # noqa: E402
-from xrouter_lite.training.evaluation import episode_row, format_stats, sampled_subpools  # noqa: E402
-from xrouter_lite.training.modeling import load_router  # noqa: E402
 from xrouter_lite.pool.core import ModelSpec, Query, ReplayPool  # noqa: E402
+from xrouter_lite.pool.data import split_of  # noqa: E402
 from xrouter_lite.profiles import SFTSettings, get_profile  # noqa: E402
+from xrouter_lite.routing.episode import run_episode, run_episodes  # noqa: E402
 from xrouter_lite.routing.protocol import parse_turn  # noqa: E402
 from xrouter_lite.training import sft as S  # noqa: E402
+from xrouter_lite.training.evaluation import episode_row, format_stats, sampled_subpools  # noqa: E402
+from xrouter_lite.training.modeling import load_router  # noqa: E402
 from xrouter_lite.training.traces import build_traces, make_trace  # noqa: E402
 
 SPECS = {m.id: m for m in [
@@ -350,8 +350,8 @@ def test_lambda_conditioned_traces_state_the_cost_weight_and_follow_it(pool):
 
 
 def test_guided_decoding_writes_the_fixed_fragments_of_a_call_with_the_tiny_tokenizer(pool, base):
-    from xrouter_lite.training.guided import GuidedIds, allowed_next
     from xrouter_lite.routing.protocol import Action, render_calls
+    from xrouter_lite.training.guided import GuidedIds, allowed_next
     from xrouter_lite.training.traces import task_prompt
 
     _, _, _, tok = base
@@ -385,8 +385,8 @@ def test_the_tiny_tokenizer_holds_every_fixed_protocol_text_as_one_token_that_de
 
 def test_guided_decoding_is_on_for_a_tiny_router_built_from_the_real_protocol_texts(pool, base):
     """If a protocol text changed without the tokenizer following, guided decoding would silently turn off."""
-    from xrouter_lite.training.guided import GuidedIds, name_constraint
     from xrouter_lite.routing.protocol import tool_schemas
+    from xrouter_lite.training.guided import GuidedIds, name_constraint
 
     _, _, _, tok = base
     ids = GuidedIds.of(tok)

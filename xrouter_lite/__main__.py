@@ -169,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run the chosen command's handler; a user error is one line on stderr and status 2."""
     import importlib
 
-    from xrouter_lite.pool.data import PICKLE_ENV
     from xrouter_lite.pool.core import PRICES_ENV, load_prices
+    from xrouter_lite.pool.data import PICKLE_ENV
     from xrouter_lite.profiles import DataNotFound
 
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -68,9 +68,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from xrouter_lite.routing.episode import Episode, Router, default_count_tokens, run_episode
-from xrouter_lite.pool.live import IN_TOKEN_SAFETY, BudgetExceeded, BudgetGuard, LivePool
 from xrouter_lite.pool.core import Answer, Pool, PoolError, Query, ReplayPool, blended_price
+from xrouter_lite.pool.live import IN_TOKEN_SAFETY, BudgetExceeded, BudgetGuard, LivePool
+from xrouter_lite.routing.episode import Episode, Router, default_count_tokens, run_episode
 from xrouter_lite.routing.protocol import MAX_TOOL_RESULT_CHARS, cost_line, system_prompt, tool_schemas
 from xrouter_lite.routing.reward import RewardConfig
 

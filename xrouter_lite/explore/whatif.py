@@ -191,8 +191,8 @@ def _check_point(data: EvalData, point: LMPoint) -> None:
 def lm_point(episodes: Sequence["Episode"], queries: pd.DataFrame, pool, family: str, lam: float,
              name: str | None = None) -> LMPoint:
     """An LM router's episodes (one per row of `queries`, any order) as an `LMPoint`."""
-    from xrouter_lite.routing.protocol import parse_turn
     from xrouter_lite.routing.baselines import source_models
+    from xrouter_lite.routing.protocol import parse_turn
 
     models = source_models(pool, queries.reset_index(drop=True))
     col = {m: j for j, m in enumerate(models)}

@@ -37,12 +37,12 @@ import pandas as pd
 
 from xrouter_lite.errors import DataError, UsageError
 from xrouter_lite.pool.core import MissingPriceError, load_prices, missing_price_message, prices_fingerprint
-from xrouter_lite.profiles import resolve_cache_dir
 from xrouter_lite.pool.splits import (SPLIT_EDGES, _normalise, add_splits,  # noqa: F401  (re-exported: data.split_of)
                                       split_of)
 from xrouter_lite.pool.tokens import (ROUTERBENCH_TOKEN_FACTOR, TOKEN_FACTORS,  # noqa: F401  (re-exported)
                                       count_tokens, token_factor, tokenizer_family)
 from xrouter_lite.pool.upstream import UPSTREAM, _read_csv, _read_json, _read_zip_json, download  # noqa: F401
+from xrouter_lite.profiles import resolve_cache_dir
 
 log = logging.getLogger(__name__)
 

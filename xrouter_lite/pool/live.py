@@ -63,8 +63,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from xrouter_lite.pool.cache import ResponseCache, open_db
-from xrouter_lite.pool.data import COLUMNS  # the tidy table of docs/DESIGN.md: a recording writes the same columns
 from xrouter_lite.pool.core import TIERS, Answer, ModelSpec, Pool, PoolError, Query
+from xrouter_lite.pool.data import COLUMNS  # the tidy table of docs/DESIGN.md: a recording writes the same columns
 
 log = logging.getLogger(__name__)
 

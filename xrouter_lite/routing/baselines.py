@@ -39,8 +39,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from xrouter_lite.routing import metrics as M
 from xrouter_lite.profiles import resolve_cache_dir
+from xrouter_lite.routing import metrics as M
 
 EMBED_CACHE = resolve_cache_dir() / "embeddings"  # beside the tidy table's cache
 K_REWARD = 1.0  # the reward's K: what a correct answer is worth in the router's utility P*K - lam*cost
@@ -560,8 +560,8 @@ def _points(row: dict) -> list[tuple[float, float]]:
 
 def evaluate_command(args) -> int:
     """CLI: `python -m xrouter_lite evaluate`: one JSON object per router, then zero and the reference model."""
-    from xrouter_lite.pool.data import add_splits, load_table
     from xrouter_lite.pool.core import ReplayPool
+    from xrouter_lite.pool.data import add_splits, load_table
     from xrouter_lite.profiles import resolve_data_dir
 
     pool = ReplayPool(add_splits(load_table(resolve_data_dir(args.data), sources=args.source, progress=False)))

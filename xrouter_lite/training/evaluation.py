@@ -31,9 +31,9 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from xrouter_lite.pool.core import Pool, Query, sample_subpool
 from xrouter_lite.routing import metrics as M
 from xrouter_lite.routing.episode import Episode, run_episodes
-from xrouter_lite.pool.core import Pool, Query, sample_subpool
 from xrouter_lite.routing.protocol import MAX_TOOL_RESULT_CHARS, cost_line, parse_turn
 from xrouter_lite.routing.reward import RewardConfig
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from xrouter_lite.training.modeling import build_tiny_router, load_router, pick_device
 from xrouter_lite.pool.core import ModelSpec
 from xrouter_lite.routing.protocol import router_messages, tool_schemas
+from xrouter_lite.training.modeling import build_tiny_router, load_router, pick_device
 
 # A small priced pool: realistic tool lists (the router's prompt is mostly these schemas) without any data files.
 POOL = [ModelSpec("gpt-4o-mini-2024-07-18", 0.15, 0.60, tier="budget"),
@@ -127,8 +127,8 @@ def grpo_steps(model, tokenizer, device: str, dtype: torch.dtype, steps: int, wo
     """Run `steps` GRPO steps of the profile's settings (tool rollouts, 4-bit + LoRA as loaded) and time them."""
     from dataclasses import replace
 
-    from xrouter_lite.training.grpo import GRPORow, train_grpo
     from xrouter_lite.profiles import get_profile
+    from xrouter_lite.training.grpo import GRPORow, train_grpo
 
     pool = grpo_pool()
     rng = random.Random(1)

@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xrouter_lite.pool.data import split_of
-from xrouter_lite.routing.episode import Episode, EpisodeStepper
 from xrouter_lite.pool.core import Query, ReplayPool, sample_subpool
+from xrouter_lite.pool.data import split_of
 from xrouter_lite.profiles import GRPOSettings
+from xrouter_lite.routing.episode import Episode, EpisodeStepper
 from xrouter_lite.routing.reward import RewardConfig
 
 END_OF_TURN = "<|im_end|>"  # Qwen2.5's end of a chat turn: the router's turns end here, tool results follow

@@ -35,13 +35,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xrouter_lite.training.modeling import (build_tiny_router, load_router, lora_config, pick_device,
-                                            qwen25_chat_template)
 from xrouter_lite.pool.core import Query, ReplayPool
 from xrouter_lite.profiles import Profile, SFTSettings
 from xrouter_lite.routing.agreement import DIFFERENT, SAME
 from xrouter_lite.routing.protocol import SCHEMA_DESCRIPTION, SCHEMA_OPENING, SELECT, describe_parts, tool_schemas
 from xrouter_lite.routing.protocol import fixed_texts as protocol_fixed_texts
+from xrouter_lite.training.modeling import (build_tiny_router, load_router, lora_config, pick_device,
+                                            qwen25_chat_template)
 from xrouter_lite.training.subsets import spread
 from xrouter_lite.training.traces import DEFAULT_TASK_PROMPT, TASK_PROMPTS, _check_no_test, build_traces
 
