@@ -1,5 +1,12 @@
 """xrouter_lite: cost-aware LLM routing with SFT + GRPO, after xRouter (arXiv 2510.08439).
 
+    pool/       notebook 01: recorded answers of real models, prices, graders, the tidy table, live endpoints
+    routing/    the router's protocol, episodes, the reward, baseline routers, metrics and verdicts
+    training/   notebooks 02-03: the router LM, SFT traces, SFT, guided decoding, GRPO, evaluation
+    explore/    notebook 04: what-if replay, figures, the widget explorer
+    serve       notebook 05: the OpenAI-compatible endpoint
+    profiles, runner, report, notebook, colab, errors: settings, running the series, results, notebook setup
+
     >>> from xrouter_lite.profiles import get_profile
     >>> get_profile("smoke").name
     'smoke'
