@@ -132,10 +132,13 @@ def test_set_gives_a_parameter_only_to_the_notebooks_that_declare_it(tmp_path, c
     make_notebook(nbdir / "02_sweep.ipynb", [("code", "from pathlib import Path\n(Path(RUN_DIR) / 'artifacts' / "
                                               "'sweep.txt').write_text(repr(LAMBDA_SWEEP))")],
                   params=PARAMS + "LAMBDA_SWEEP: bool = True\n")
-    run = run_notebooks("smoke", nbdir, tmp_path / "runs", data_dir=tmp_path, progress=False,
+    run = run_notebooks("smoke", nbdir, tmp_path / "runs", data_dir=tmp_path, progress=False, source="mmlu-pro",
                         settings={"LAMBDA_SWEEP": False})
     assert (run / "artifacts" / "sweep.txt").read_text() == "False"
-    assert "LAMBDA_SWEEP" not in (run / "01_plain.ipynb").read_text()  # not injected where it is not declared
+    injected = [c for c in json.loads((run / "01_plain.ipynb").read_text())["cells"]
+                if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and "RUN_DIR" in "".join(injected[0]["source"])
+    assert not {"LAMBDA_SWEEP", "SOURCE"} & set("".join(injected[0]["source"]).replace("=", " ").split())
     assert json.loads((run / "summary.json").read_text())["notebook_settings"] == {"LAMBDA_SWEEP": False}
     runs_before = sorted((tmp_path / "runs").iterdir())
     assert main(["notebooks", "--profile", "smoke", "--notebooks", str(nbdir), "--runs", str(tmp_path / "runs"),
@@ -146,4 +149,4 @@ def test_set_gives_a_parameter_only_to_the_notebooks_that_declare_it(tmp_path, c
                  "--data", str(tmp_path), "--set", "PROFILE=cpu"]) == 2
     assert sorted((tmp_path / "runs").iterdir()) == runs_before  # nothing started, nothing written
     with pytest.raises(ValueError, match="that run had --set"):  # a resumed run keeps its settings
-        run_notebooks("smoke", nbdir, data_dir=tmp_path, progress=False, resume=run)
+        run_notebooks("smoke", nbdir, data_dir=tmp_path, progress=False, resume=run, source="mmlu-pro")

@@ -148,8 +148,9 @@ def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
         start = time.perf_counter()
         try:
             with _PeakMemory() as mem:
-                own = {k: v for k, v in (settings or {}).items() if k in declared[nb.name]}
-                pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters=params | own,
+                # only what this notebook declares (notebook 01 reads every source: no SOURCE, no warning)
+                own = {k: v for k, v in (params | (settings or {})).items() if k in declared[nb.name]}
+                pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters=own,
                                     kernel_name="python3", progress_bar=False, cwd=str(nb.parent.resolve()),
                                     start_timeout=start_timeout)
             res.status = "ok"
