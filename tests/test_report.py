@@ -210,12 +210,13 @@ def test_another_runs_headline_is_a_table(tmp_path):
     run = fake_run(tmp_path)
     other = fake_run(tmp_path / "mmlu", "cpu-20261207-121212")
     head = json.loads((other / "artifacts" / "headline.json").read_text())
-    (other / "summary.json").write_text(json.dumps({"profile": "cpu", "notebooks": {}, "routers": []}))
+    (other / "summary.json").write_text(json.dumps({"profile": "cpu", "notebooks": {}, "routers": [],
+                                                    "notebook_settings": {"LAMBDA_SWEEP": False}}))
     (other / "artifacts" / "headline.json").write_text(json.dumps(head | {"source": "mmlu-pro"}))
     results = R.collect(run, {}, 3.0, None, [other / "artifacts" / "headline.json"])
     t = results["tables"][0]
     assert t["title"] == "Every router on the mmlu-pro test split (run `cpu-20261207-121212`, notebook 04)"
-    assert t["command"] == "python -m xrouter_lite notebooks --profile cpu --source mmlu-pro"
+    assert t["command"] == "python -m xrouter_lite notebooks --profile cpu --source mmlu-pro --set LAMBDA_SWEEP=false"
     assert [r["router"] for r in t["rows"]] == [r["router"] for r in head["rows"]]
     assert "#### Every router on the mmlu-pro test split" in R.render(results)
 

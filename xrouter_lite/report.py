@@ -151,8 +151,9 @@ def headline_as_table(d: dict, path: Path) -> dict:
     run = path.resolve().parents[1]
     summary = _read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
     profile, source = summary.get("profile", run.name.split("-")[0]), d.get("source", "zeroeval")
+    sets = "".join(f" --set {k}={json.dumps(v)}" for k, v in summary.get("notebook_settings", {}).items())
     return d | {"title": f"Every router on the {source} {d.get('split', 'test')} split (run `{run.name}`, notebook 04)",
-                "command": f"python -m xrouter_lite notebooks --profile {profile} --source {source}"}
+                "command": f"python -m xrouter_lite notebooks --profile {profile} --source {source}{sets}"}
 
 
 SWEEP_ROW = ("lambda", "n", "accuracy", "usd_per_query", "mean_reward", "valid_rate", "calls_per_query")
