@@ -31,6 +31,9 @@ required, every other section is optional and rendered when present:
 ROW = {router, n, accuracy, usd_per_query, mean_reward, lambda, split, and optionally source, kind, valid_rate,
 aiq, cost_saved_95, best_model_at_cost, best_model_accuracy, intervals: {name: VERDICT}}; VERDICT is
 `verdicts.Verdict.to_dict()`: {estimate, low, high, level, n, n_boot, outcome, text, unit, scale, line}.
+
+Why one module: collect (run -> JSON), render (JSON -> markdown) and write/check (markdown -> README) are one
+pipeline whose render must stay byte-identical for `--check`.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ scale; `WhatIf.nearest` says which), so the slider moves it like a baseline, and
     >>> w = what_if(eval_data(pool, train, test, lm_sweeps=[sweep]), lam=30.0)                 # doctest: +SKIP
     >>> w.nearest                                                                             # doctest: +SKIP
     {'GRPO router (λ in prompt)': 20.0}
+
+Why one module: each baseline's array form sits beside the others so the explorer's settings (λ, budget, pool,
+tasks) are applied to all of them in one place; `tests/test_whatif_agreement.py` holds it to `routing.baselines`.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ math-verify running past MATH_VERIFY_TIMEOUT_S) also scores 0 but is *counted*, 
 `grade(..., on_error="raise")` raises a `GraderError` instead, `grader_errors()` returns the counts
 of this process, and inside a run (`$XROUTER_LITE_RUN_DIR`) each one is appended to
 `artifacts/grader_errors.jsonl`, which the runner sums into `summary.json`.
+
+Why one module: every grader answers one question (is this answer right?) and shares the bounded-search and
+timeout machinery; split per task, each file would repeat it.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ Runnable without data: the two-model curve sends the queries with the most to ga
 Learned routers (kNN, MLP) predict each model's P(correct) from a frozen all-MiniLM-L6-v2
 embedding of the question and pick argmax_m P_m*K - lam*cost_m; sweeping lam traces their
 operating points. The oracle reads the evaluated queries' labels: it is an upper bound, not a router.
+
+Why one module: the baselines share one interface and one evaluation; each is a few dozen lines.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ DAPO in TRL 1.16: `loss_type="dapo"` (token-mean), clip-higher (`epsilon` 0.2 / 
 groups get advantage 0 and still dilute the token mean, so `training_rows` drops the rows whose reward cannot
 vary (no model of the sub-pool answers correctly) and every step logs the share of zero-variance groups
 (`frac_reward_zero_std`).
+
+Why one module: rows, rollout, reward hook, trainer and saving are one training loop, read top to bottom in the
+order notebook 03 runs it.
 """
 
 from __future__ import annotations
