@@ -455,10 +455,11 @@ def check(readme: Path = README, results_dir: Path = RESULTS_DIR) -> list[str]:
         if not path.is_file():
             problems.append(f"{readme}: block '{profile}' has no results file {path}")
             continue
-        want = render(_read_json(path))
+        results = _read_json(path)
+        want = render(results)
         if body != want:
             problems.append(f"{readme}: block '{profile}' differs from the render of {path}")
-        figure = _read_json(path).get("figure")
+        figure = results.get("figure")
         if figure and not (results_dir.parents[1] / figure).is_file():
             problems.append(f"{path}: its figure {figure} is missing")
         md = results_dir / f"{profile}.md"

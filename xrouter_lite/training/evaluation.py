@@ -234,7 +234,8 @@ def unseen_report(offered: Sequence[Episode], withheld: Sequence[Episode], unsee
     hit = [any(c.model in unseen for c in e.calls) for e in offered]
 
     keys = ("accuracy", "usd_per_query", "mean_reward")
-    with_, without = ({k: episode_row(eps, name, lam=0.0)[k] for k in keys} for eps in (offered, withheld))
+    rows = [episode_row(eps, name, lam=0.0) for eps in (offered, withheld)]  # one pass over each run's episodes
+    with_, without = ({k: row[k] for k in keys} for row in rows)
     called = [e for e, h in zip(offered, hit) if h]
     out = {"unseen_models": sorted(unseen), "n": len(offered),
            "episodes_calling_unseen": int(sum(hit)), "episode_share": float(np.mean(hit)),
