@@ -83,6 +83,8 @@ class GRPOSettings:
     save_steps: int = 20  # checkpoint every this many steps (resume with resume_from_checkpoint)
     sweep_lambdas: tuple = (1.0, 10.0, 1000.0)  # notebook 03's lambda section: spans 3 orders of magnitude
     sweep_steps: int = 30  # steps per lambda in that section (each starts from the SFT router)
+    per_lambda_routers: bool = True  # also train one router per sweep lambda (the equal-compute comparison with the
+    #                                  λ-conditioned router); off in cpu, where those 3 x sweep_steps steps are ~9 min
     conditioned_lr: float = 1e-4  # the λ-conditioned router of that section (rows draw λ from the SFT router's grid):
     #                              measured, 5e-4 collapsed it onto one cheap model at every λ, 1e-4 did not
     #                              (benchmarks/grpo_variants.py)
@@ -100,7 +102,8 @@ GRPO_SMOKE = GRPOSettings(steps=4, prompts_per_step=2, num_generations=4, max_po
                           max_completion_length=320, save_steps=2, sweep_steps=2, eval_queries=24,
                           sweep_eval_queries=12)
 GRPO_CPU = GRPOSettings(steps=60, prompts_per_step=8, num_generations=8, learning_rate=5e-4, max_pool=4,
-                        max_completion_length=320, save_steps=20, sweep_steps=20, sweep_eval_queries=120)
+                        max_completion_length=320, save_steps=20, sweep_steps=20, sweep_eval_queries=120,
+                        per_lambda_routers=False)
 GRPO_GPU = GRPOSettings(steps=150, prompts_per_step=4, num_generations=8, micro_batch=8, learning_rate=5e-5,
                         lora_r=16, max_pool=None, max_completion_length=768, turn_tokens=192, max_tool_chars=256,
                         save_steps=25, sweep_steps=60)
