@@ -146,29 +146,30 @@ class SingleModel(Baseline):
         return _fill(len(queries), self.model)
 
 
-class Cheapest(Baseline):
-    """The model with the lowest mean USD per query on the train split."""
+class TrainChoice(Baseline):
+    """The one model a train-split statistic picks (`TrainStats.cheapest` or `.strongest`), for every query."""
 
-    name = "cheapest"
+    statistic = ""  # the TrainStats property that picks the model
 
     def fit(self, train, pool):
         stats = train_stats(train, pool)
-        self.models, self.model = stats.models, stats.cheapest
+        self.models, self.model = stats.models, getattr(stats, self.statistic)
         return self
 
     def route(self, queries, pool):
         return _fill(len(queries), self.model)
 
 
-class Strongest(Cheapest):
+class Cheapest(TrainChoice):
+    """The model with the lowest mean USD per query on the train split."""
+
+    name = statistic = "cheapest"
+
+
+class Strongest(TrainChoice):
     """The most accurate model on the train split."""
 
-    name = "strongest"
-
-    def fit(self, train, pool):
-        stats = train_stats(train, pool)
-        self.models, self.model = stats.models, stats.strongest
-        return self
+    name = statistic = "strongest"
 
 
 class RandomRouter(Baseline):
@@ -203,18 +204,29 @@ HARD_KEYWORDS = (
     r"remainder|how many|function|def|return|assert|code|python|program|algorithm)\b|[$\\^]")
 
 
-class KeywordRule(Cheapest):
+class TwoModelRule(Baseline):
+    """The train split's strongest model where `hard(queries)` says so, else its cheapest: a static rule."""
+
+    def fit(self, train, pool):
+        stats = train_stats(train, pool)
+        self.models, self.cheap, self.strong = stats.models, stats.cheapest, stats.strongest
+        return self
+
+    def hard(self, queries) -> np.ndarray:
+        """True where the rule escalates to the strong model."""
+        raise NotImplementedError
+
+    def route(self, queries, pool):
+        return np.where(self.hard(queries), self.strong, self.cheap).astype(object)
+
+
+class KeywordRule(TwoModelRule):
     """Strongest model when the question matches a maths/code keyword, else the cheapest."""
 
     name = "keywords"
 
     def __init__(self, pattern: str = HARD_KEYWORDS):
         self.pattern = getattr(pattern, "pattern", pattern)  # a compiled re.Pattern is accepted too
-
-    def fit(self, train, pool):
-        stats = train_stats(train, pool)
-        self.models, self.cheap, self.strong = stats.models, stats.cheapest, stats.strongest
-        return self
 
     def hard(self, queries) -> np.ndarray:
         """True where the rule escalates.
@@ -228,11 +240,8 @@ class KeywordRule(Cheapest):
         hits = pc.match_substring_regex(prompts, self.pattern, ignore_case=True)
         return hits.fill_null(False).to_numpy(zero_copy_only=False)
 
-    def route(self, queries, pool):
-        return np.where(self.hard(queries), self.strong, self.cheap).astype(object)
 
-
-class LengthRule(KeywordRule):
+class LengthRule(TwoModelRule):
     """Strongest model for prompts longer than a train-split length quantile, else the cheapest."""
 
     name = "length"
