@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> dict:
     from xrouter_lite.routing.metrics import hull_value, verdict_hull
     from xrouter_lite.routing.verdicts import Outcomes, Singles
     from xrouter_lite.training import evaluate_lm_router, query_frame, spread
-    from xrouter_lite.training.grpo import (gains_over_sft, settings_for_sft, train_grpo, training_rows,
-                                            zero_variance_share)
+    from xrouter_lite.training.grpo import (gains_over_sft, grpo_router_info, settings_for_sft, train_grpo,
+                                            training_rows, zero_variance_share)
     from xrouter_lite.training.modeling import load_saved_router
 
     prof = get_profile(args.profile)
@@ -116,10 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows, stats = training_rows(pool, train_queries, settings, seed=seed)
         out = args.out / f"router_grpo_seed{seed}"
         t = time.perf_counter()
-        # mode, max_turns and base carry over from the SFT router's router.json
         log = train_grpo(str(sft_dir), None, rows, pool, out, settings, seed=seed, progress=False,
-                         info={"source": args.source, "tool_result_chars": settings.max_tool_chars,
-                               "answer_notes": settings.answer_notes, "held_out": list(settings.held_out)})
+                         info=grpo_router_info(sft_info, settings, args.source))
         wall = time.perf_counter() - t
         completions = settings.prompts_per_step * settings.num_generations * len(log)
         grpo_out, row = evaluate(out, f"grpo seed {seed}")

@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from xrouter_lite.pool.data import add_splits, load_table
     from xrouter_lite.profiles import get_profile, resolve_cache_dir, resolve_data_dir
     from xrouter_lite.training.evaluation import evaluate_lm_router
-    from xrouter_lite.training.grpo import settings_for_sft, train_grpo, training_rows, zero_variance_share
+    from xrouter_lite.training.grpo import (grpo_router_info, settings_for_sft, train_grpo, training_rows,
+                                            zero_variance_share)
     from xrouter_lite.training.modeling import load_saved_router
 
     info = json.loads((args.sft / "router.json").read_text())
@@ -65,8 +66,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out = args.out / name.replace(" ", "").replace(",", "_").replace("=", "")
     start = time.perf_counter()
     log = train_grpo(str(args.sft), None, rows, pool, out, s, seed=prof.seed, progress=False,
-                     info={"source": source, "tool_result_chars": s.max_tool_chars, "answer_notes": s.answer_notes,
-                           "held_out": list(s.held_out)})
+                     info=grpo_router_info(info, s, source))
     print(f"{name}: {len(log)} steps in {time.perf_counter() - start:.0f} s; zero-variance groups "
           f"{zero_variance_share(log):.2f}; train reward {log['reward'].head(15).mean():.3f} (first 15 steps) -> "
           f"{log['reward'].tail(15).mean():.3f} (last 15)", flush=True)

@@ -23,7 +23,7 @@ _EXPORTS = {
     "router_info": "sft", "ROUTER_SFT": "sft", "run_sft": "sft", "save_router": "sft", "stage_steps": "sft",
     "trace_kwargs": "sft", "train_sft": "sft",
     "gains_over_sft": "grpo", "grpo_config": "grpo", "lora_of": "grpo", "play_episodes": "grpo",
-    "reward_config": "grpo", "settings_for_sft": "grpo", "train_grpo": "grpo", "training_rows": "grpo",
+    "reward_config": "grpo", "settings_for_sft": "grpo", "grpo_router_info": "grpo", "train_grpo": "grpo", "training_rows": "grpo",
     "zero_variance_share": "grpo",
     "LMRouter": "lm_router",
     "cost_falls": "evaluation", "episode_row": "evaluation", "evaluate_lm_router": "evaluation",

@@ -586,6 +586,17 @@ def settings_for_sft(settings: GRPOSettings, sft_info: dict) -> GRPOSettings:
                    lambda_grid=settings.lambda_grid if reads_lambda else ())
 
 
+def grpo_router_info(sft_info: dict, settings: GRPOSettings, source: str, start: str = "router_sft") -> dict:
+    """The `info` a GRPO run passes to `train_grpo` for its router.json: the SFT router's contract (mode,
+    max_turns, base, 4-bit), how the router reads the pool (answer clipping, answer check, held-out models, as
+    `settings_for_sft` set them), the source, what it started from and its steps. One place, so notebook 03 and
+    the benchmarks write the same router.json."""
+    contract = {k: sft_info[k] for k in ("mode", "max_turns", "base", "load_in_4bit") if k in sft_info}
+    return contract | {"source": source, "tool_result_chars": settings.max_tool_chars,
+                       "answer_notes": settings.answer_notes, "held_out": list(settings.held_out), "start": start,
+                       "steps": settings.steps}
+
+
 def check_router_info(info: dict) -> None:
     """Refuse a router.json that loading and serving could not use (wrong mode, unknown base)."""
     missing = sorted(ROUTER_INFO_KEYS - set(info))
