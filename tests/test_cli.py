@@ -35,9 +35,9 @@ def zeroeval_copy(data_dir: Path, dest: Path, sizes=SIZES) -> Path:
 
 @pytest.fixture()
 def cache(tmp_path, monkeypatch) -> Path:
-    """A fresh table cache for this test only (the CLI reads DEFAULT_CACHE; a subprocess $XROUTER_LITE_CACHE)."""
+    """A fresh table cache for this test only: $XROUTER_LITE_CACHE, which load_table looks up at each call (here and in
+    a subprocess)."""
     path = tmp_path / "cache"
-    monkeypatch.setattr("xrouter_lite.pool.table.DEFAULT_CACHE", str(path))
     monkeypatch.setenv("XROUTER_LITE_CACHE", str(path))
     monkeypatch.delenv(PRICES_ENV, raising=False)
     return path

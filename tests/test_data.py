@@ -413,6 +413,13 @@ def test_load_table_caches_and_rebuilds_on_change(fixture_dir, tmp_path, monkeyp
     assert len(list(cache.glob("table-zeroeval-*.parquet"))) == 1  # the stale table is replaced, not kept
 
 
+def test_the_default_cache_is_looked_up_at_each_call(fixture_dir, tmp_path, monkeypatch):
+    """$XROUTER_LITE_CACHE set after the import (as a notebook or a test does) still decides where the table goes."""
+    monkeypatch.setenv("XROUTER_LITE_CACHE", str(tmp_path / "later"))
+    load_table(fixture_dir, sources="routerbench", progress=False)
+    assert len(list((tmp_path / "later").glob("table-routerbench-*.parquet"))) == 1
+
+
 def test_failed_build_writes_no_cache(fixture_dir, tmp_path):
     cache = tmp_path / "cache"
     path = fixture_dir / "zeroeval" / "result_dirs" / "gsm" / "o1-mini-2024-09-12.json"
@@ -481,7 +488,7 @@ def test_pool_summary_schema_and_oracle():
 
 def test_pool_command_prints_json_lines(fixture_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("xrouter_lite.pool.table.DEFAULT_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("XROUTER_LITE_CACHE", str(tmp_path / "c"))  # load_table looks it up at each call
     pool_command(SimpleNamespace(data=str(fixture_dir), json=True, source="routerbench"))
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["model"] for r in rows} == set(RB_MODELS) | {"oracle"}

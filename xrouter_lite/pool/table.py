@@ -29,8 +29,6 @@ from xrouter_lite.profiles import resolve_cache_dir
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE = str(resolve_cache_dir())  # $XROUTER_LITE_CACHE, else <checkout>/.cache (as baselines.EMBED_CACHE)
-
 
 # ---------------------------------------------------------------- the cache
 # The files whose code shapes the cached table: a change to any of them rebuilds it.
@@ -156,15 +154,16 @@ def load_table(data_dir=None, sources=None, cache_dir=_USE_DEFAULT_CACHE, reason
     """The tidy table of the chosen sources (default: all), built once and then read from a parquet cache.
 
     `reasoning_multiplier` (a number or {model: x}) reprices o1-mini's hidden reasoning without a
-    rebuild; `cache_dir=None` disables the cache (default: DEFAULT_CACHE). The cache key covers the input
-    files' names, sizes and mtimes, the code (TABLE_CODE) and your price file, so any change rebuilds. Every load
-    (cached or not) warns about model files that answer only part of their task (their task keeps the queries
-    every model answered) and about grader failures; `table.attrs` keeps both:
+    rebuild; `cache_dir=None` disables the cache (default: $XROUTER_LITE_CACHE, else <checkout>/.cache, looked up at
+    each call, not at import). The cache key covers the input files' names, sizes and mtimes, the code (TABLE_CODE)
+    and your price file, so any change rebuilds. Every load (cached or not) warns about model files that answer only
+    part of their task (their task keeps the queries every model answered) and about grader failures; `table.attrs`
+    keeps both:
     `attrs["grader_errors"]` = {"task/model": n}, `attrs["build"]` = {source: its full build report}.
     `allow_pickle` (default: ${PICKLE_ENV}) lets RouterBench read a routerbench_0shot.pkl: unpickling runs code.
     """
     data_dir = _data_dir(data_dir)
-    cache_dir = DEFAULT_CACHE if cache_dir is _USE_DEFAULT_CACHE else cache_dir
+    cache_dir = str(resolve_cache_dir()) if cache_dir is _USE_DEFAULT_CACHE else cache_dir
     chosen = list(SOURCES) if sources is None else [sources] if isinstance(sources, str) else list(sources)
     unknown = [s for s in chosen if s not in SOURCES]
     if unknown:
