@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from xrouter_lite.pool.data import load_table  # noqa: E402  (after the path tweak, so it runs from a checkout)
+from xrouter_lite.pool.table import load_table  # noqa: E402  (after the path tweak, so it runs from a checkout)
 
 GOALS = {"build": 120.0, "cached load": 5.0}
 
@@ -56,7 +56,7 @@ def main() -> int:
         again = timed("cached load", lambda: load_table(args.data, cache_dir=cache, progress=False))
         assert len(again) == len(table)
         if sorted(cache.glob("table-*.parquet")) != built:
-            print("note: the second load rebuilt: data.py, grading.py or prices.csv changed during the run")
+            print("note: the second load rebuilt: the table's code (table.TABLE_CODE) or prices changed during the run")
         size = sum(f.stat().st_size for f in cache.glob("table-*.parquet")) / 1e6
     print(f"cache: {size:.0f} MB of parquet; cores: {os.cpu_count()}; load average: {os.getloadavg()[0]:.1f}")
     counts = table.groupby("source").agg(rows=("query_id", "size"), queries=("query_id", "nunique"),

@@ -12,7 +12,7 @@ is a fill-in (null, or a random letter); such a row agrees when we find no lette
 recognised by re-running upstream's own extraction chain ("answer is (X)", then "Answer: X", then the
 last standalone capital A-J): if that finds nothing, or `pred` is null, `pred` was not read from the text.
 
-The raw files are read here by two small readers rather than through `xrouter_lite.pool.data`, which returns
+The raw files are read here by two small readers rather than through `xrouter_lite.pool.build`, which returns
 already-graded rows without upstream's `pred` and keeps only the MMLU-Pro questions all models answered;
 this script needs every row, `pred`, and the time each task's grading takes. Each worker process reads
 and grades whole files, so only the small results travel between processes.

@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     from xrouter_lite.pool.core import ReplayPool
-    from xrouter_lite.pool.data import add_splits, load_table
+    from xrouter_lite.pool.splits import add_splits
+    from xrouter_lite.pool.table import load_table
     from xrouter_lite.profiles import get_profile, resolve_data_dir
     from xrouter_lite.routing.baselines import evaluate_all
     from xrouter_lite.routing.metrics import hull_value, verdict_hull

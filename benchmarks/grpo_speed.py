@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from xrouter_lite.pool.core import ReplayPool
-    from xrouter_lite.pool.data import add_splits, load_table
+    from xrouter_lite.pool.splits import add_splits
+    from xrouter_lite.pool.table import load_table
     from xrouter_lite.profiles import get_profile, resolve_data_dir
     from xrouter_lite.training.grpo import settings_for_sft, train_grpo, training_rows
 

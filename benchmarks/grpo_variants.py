@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     torch.set_num_threads(args.threads)
     from xrouter_lite.pool.core import ReplayPool
-    from xrouter_lite.pool.data import add_splits, load_table
+    from xrouter_lite.pool.splits import add_splits
+    from xrouter_lite.pool.table import load_table
     from xrouter_lite.profiles import get_profile, resolve_cache_dir, resolve_data_dir
     from xrouter_lite.training.evaluation import evaluate_lm_router
     from xrouter_lite.training.grpo import (grpo_router_info, settings_for_sft, train_grpo, training_rows,

@@ -17,7 +17,8 @@ import json
 import time
 
 from xrouter_lite.pool.core import ReplayPool
-from xrouter_lite.pool.data import add_splits, load_table
+from xrouter_lite.pool.splits import add_splits
+from xrouter_lite.pool.table import load_table
 from xrouter_lite.profiles import resolve_data_dir
 from xrouter_lite.routing.baselines import (Cascade, Cheapest, KeywordRule, LengthRule, Oracle, RandomRouter,
                                             SingleModel, Strongest)

@@ -54,7 +54,7 @@ def synthetic_table(n: int) -> pd.DataFrame:
 def replay_pool(data: str | None, n: int) -> tuple[ReplayPool, list[str]]:
     """The pool and the questions to send: the real validation split of --data, else a synthetic table."""
     if data:
-        from xrouter_lite.pool.data import load_table
+        from xrouter_lite.pool.table import load_table
 
         pool = ReplayPool(load_table(data, sources=["zeroeval"], progress=False))
         return pool, list(pool.query_table(split="validation")["question"][:n])

@@ -36,7 +36,8 @@ def main(argv=None) -> int:
     import torch
 
     from xrouter_lite.pool.core import ReplayPool
-    from xrouter_lite.pool.data import add_splits, load_table
+    from xrouter_lite.pool.splits import add_splits
+    from xrouter_lite.pool.table import load_table
     from xrouter_lite.profiles import get_profile, resolve_data_dir
     from xrouter_lite.training import build_or_load_base, limit_per_task, lora_settings, parameter_count, train_sft
     from xrouter_lite.training.traces import build_traces

@@ -24,7 +24,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def real_table(data_dir) -> pd.DataFrame:
     """The full tidy table from the recorded data: built once (~1-2 min on 2 cores), then read from the cache."""
-    from xrouter_lite.pool.data import load_table
+    from xrouter_lite.pool.table import load_table
     from xrouter_lite.profiles import resolve_cache_dir
 
     return load_table(data_dir, cache_dir=resolve_cache_dir(), progress=False)

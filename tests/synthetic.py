@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from xrouter_lite.pool.data import split_of
+from xrouter_lite.pool.splits import split_of
 
 
 def texts_in_split(split: str, n: int, make: Callable[[int], str]) -> list[str]:

@@ -33,7 +33,8 @@ def test_the_python_side_of_the_browser_check_is_installed():
 def _run_with_tiny_routers(root, data_dir):
     """A run directory whose artifacts hold an SFT and a GRPO router (the same random tiny model)."""
     from xrouter_lite.pool.core import ReplayPool
-    from xrouter_lite.pool.data import add_splits, load_table
+    from xrouter_lite.pool.splits import add_splits
+    from xrouter_lite.pool.table import load_table
     from xrouter_lite.training.modeling import build_tiny_router
 
     pool = ReplayPool(add_splits(load_table(data_dir, sources=["zeroeval"], cache_dir=REPO / ".cache",

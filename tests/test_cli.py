@@ -15,8 +15,9 @@ import pytest
 
 from xrouter_lite.__main__ import is_user_error, main
 from xrouter_lite.errors import DataError
-from xrouter_lite.pool import data as D
+from xrouter_lite.pool import commands
 from xrouter_lite.pool.core import PRICES_ENV, load_prices
+from xrouter_lite.pool.table import TABLE_ERRORS
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = {"gsm": 120, "math-l5": 40, "crux": 40}  # questions per task copied from each real file
@@ -34,9 +35,9 @@ def zeroeval_copy(data_dir: Path, dest: Path, sizes=SIZES) -> Path:
 
 @pytest.fixture()
 def cache(tmp_path, monkeypatch) -> Path:
-    """A fresh table cache for this test only (the CLI reads DEFAULT_CACHE; a subprocess $XROUTER_LITE_CACHE)."""
+    """A fresh table cache for this test only: $XROUTER_LITE_CACHE, which load_table looks up at each call (here and in
+    a subprocess)."""
     path = tmp_path / "cache"
-    monkeypatch.setattr(D, "DEFAULT_CACHE", str(path))
     monkeypatch.setenv("XROUTER_LITE_CACHE", str(path))
     monkeypatch.delenv(PRICES_ENV, raising=False)
     return path
@@ -81,7 +82,7 @@ def test_debug_shows_the_traceback_and_bugs_keep_theirs(data_dir, tmp_path, cach
     def bug(args):
         raise ZeroDivisionError("a bug, not the user's mistake")
 
-    monkeypatch.setattr(D, "pool_command", bug)
+    monkeypatch.setattr(commands, "pool_command", bug)
     with pytest.raises(ZeroDivisionError):  # not swallowed into one line
         main(["pool", "--data", str(d)])
 
@@ -181,13 +182,13 @@ def test_summary_json_counts_grader_errors_of_tables_and_answers(tmp_path):
 
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
-    (artifacts / D.TABLE_ERRORS).write_text(json.dumps({"zeroeval": {"math-l5/gemma-2-2b-it": 2}, "mmlu-pro": {}}))
+    (artifacts / TABLE_ERRORS).write_text(json.dumps({"zeroeval": {"math-l5/gemma-2-2b-it": 2}, "mmlu-pro": {}}))
     (artifacts / ERROR_LOG).write_text("".join(json.dumps({"task": "math-l5", "who": who, "kind": "timeout"}) + "\n"
                                                for who in ("final answer", "final answer", "gemma-2-2b-it")))
     write_run_records(tmp_path, get_profile("smoke").to_dict(), "", [NotebookResult("01_x.ipynb", "ok")])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["grader_errors"] == {"math-l5/final answer": 2, "math-l5/gemma-2-2b-it": 3}
-    (artifacts / D.TABLE_ERRORS).unlink()
+    (artifacts / TABLE_ERRORS).unlink()
     (artifacts / ERROR_LOG).unlink()
     write_run_records(tmp_path, get_profile("smoke").to_dict(), "", [])
     assert json.loads((tmp_path / "summary.json").read_text())["grader_errors"] == {}  # checked, and none

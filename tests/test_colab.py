@@ -54,7 +54,7 @@ def colab_runtime(tmp_path, monkeypatch):
         (target / "zeroeval").mkdir(parents=True)
         return []
 
-    monkeypatch.setattr("xrouter_lite.pool.data.download", download)
+    monkeypatch.setattr("xrouter_lite.pool.upstream.download", download)
     import importlib.util
 
     real_find_spec = importlib.util.find_spec

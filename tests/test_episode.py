@@ -303,10 +303,10 @@ def test_default_grader_is_grade_final_with_the_records(monkeypatch):
     assert got == [(Q.id, "4", {"4": 1.0})] and ep.score == 0.5
 
 
-def test_default_token_count_uses_the_data_module(monkeypatch):
-    fake = types.ModuleType("xrouter_lite.pool.data")
+def test_default_token_count_uses_the_tokens_module(monkeypatch):
+    fake = types.ModuleType("xrouter_lite.pool.tokens")
     fake.count_tokens = lambda text: 7
-    monkeypatch.setitem(sys.modules, "xrouter_lite.pool.data", fake)
+    monkeypatch.setitem(sys.modules, "xrouter_lite.pool.tokens", fake)
     assert play(script("4")).router_out_tokens == 7
 
 

@@ -294,7 +294,8 @@ def test_trace_shows_the_question_calls_and_episode(data):
 
 @pytest.mark.data
 def test_replay_matches_evaluate_all_on_recorded_data(data_dir):
-    from xrouter_lite.pool.data import add_splits, load_table
+    from xrouter_lite.pool.splits import add_splits
+    from xrouter_lite.pool.table import load_table
 
     pool = ReplayPool(add_splits(load_table(data_dir, sources=["zeroeval"], progress=False)))
     train, test = pool.query_table(split="train", source="zeroeval"), pool.query_table(split="test", source="zeroeval")

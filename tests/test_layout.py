@@ -18,7 +18,7 @@ def _dotted(path: Path) -> str:
 
 
 def _modules() -> dict[str, ast.Module]:
-    """dotted module name (`xrouter_lite.pool.data`; a package by its own name) -> its parsed source."""
+    """dotted module name (`xrouter_lite.pool.table`; a package by its own name) -> its parsed source."""
     return {_dotted(p): ast.parse(p.read_text(encoding="utf-8")) for p in sorted(PACKAGE.rglob("*.py"))}
 
 
@@ -81,7 +81,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_walker_sees_lazy_imports_and_finds_a_circle():
     tree = import_graph()
-    assert {"xrouter_lite.profiles", "xrouter_lite.pool.core"} <= tree["xrouter_lite.pool.data"]  # top-level imports
+    assert {"xrouter_lite.profiles", "xrouter_lite.pool.core"} <= tree["xrouter_lite.pool.table"]  # top-level imports
     assert "xrouter_lite.routing.reward" in tree["xrouter_lite.explore.figures"]  # imported inside a function there
     assert "xrouter_lite.pool.upstream" in tree["xrouter_lite.profiles"]  # `from xrouter_lite.pool import upstream`
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
@@ -173,9 +173,9 @@ def test_modules_import_each_other_by_full_name_and_subpackages_only_downwards()
     assert not above, f"a subpackage imports a top-level module that is not among BENEATH: {above}"
 
 
-# Issue 18 left these to split (each mixes concerns: readers + table + cache; endpoints + recording; request
-# schema + runtime + app); a new long module must say why it is one concern instead of joining this list.
-TO_SPLIT = {"pool/data.py", "pool/live.py", "serve.py"}
+# Issue 18 left these to split (each mixes concerns: endpoints + recording; request schema + runtime + app); a new
+# long module must say why it is one concern instead of joining this list.
+TO_SPLIT = {"pool/live.py", "serve.py"}
 
 
 def test_a_long_module_states_why_it_is_one_module():

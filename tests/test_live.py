@@ -433,14 +433,14 @@ def test_select_queries_is_seeded_and_split_aware():
 
 
 def test_record_command_runs_from_the_command_line_arguments(server, tmp_path, monkeypatch):
-    import xrouter_lite.pool.data
     import xrouter_lite.pool.live
+    import xrouter_lite.pool.table
     from xrouter_lite.__main__ import build_parser
     from xrouter_lite.pool.live import record_command
 
     rows = [{"query_id": f"zeroeval/gsm/{i}", "source": "zeroeval", "task": "gsm", "category": "",
              "question": f"What is {i}?", "gold": str(i), "model": "recorded-model"} for i in range(40)]
-    monkeypatch.setattr(xrouter_lite.pool.data, "load_table", lambda data_dir, sources=None: pd.DataFrame(rows))
+    monkeypatch.setattr(xrouter_lite.pool.table, "load_table", lambda data_dir, sources=None: pd.DataFrame(rows))
     monkeypatch.setattr(xrouter_lite.pool.live, "_default_grade", lambda: _grade)
     config, out = _config_for(server, tmp_path, ["alpha"]), tmp_path / "live.parquet"
     args = build_parser().parse_args(["record", "--pool", str(config), "--tasks", "gsm", "--n", "3", "--budget", "1",
@@ -449,5 +449,5 @@ def test_record_command_runs_from_the_command_line_arguments(server, tmp_path, m
     table = pd.read_parquet(out)
     assert len(table) == 3 and set(table["source"]) == {"live"} and table["correct"].tolist() == [1.0] * 3
     assert table["query_id"].str.startswith("zeroeval/gsm/").all()  # ids link back to the recorded rows
-    from xrouter_lite.pool.data import split_of
+    from xrouter_lite.pool.splits import split_of
     assert all(split_of(t) == "train" for t in table["question"])

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from xrouter_lite.pool.core import PoolError, Query, ReplayPool, load_prices, sample_subpool, tier_of, tool_name
-from xrouter_lite.pool.data import count_tokens
+from xrouter_lite.pool.tokens import count_tokens
 
 REPO = Path(__file__).resolve().parents[1]
 MINI, O1 = "gpt-4o-mini-2024-07-18", "o1-mini-2024-09-12"

@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is built locally
 
 from synthetic import texts_in_split  # noqa: E402
 from xrouter_lite.pool.core import ModelSpec, Query, ReplayPool  # noqa: E402
-from xrouter_lite.pool.data import split_of  # noqa: E402
+from xrouter_lite.pool.splits import split_of  # noqa: E402
 from xrouter_lite.profiles import SFTSettings, get_profile  # noqa: E402
 from xrouter_lite.routing.episode import run_episode, run_episodes  # noqa: E402
 from xrouter_lite.routing.protocol import parse_turn  # noqa: E402

@@ -5,23 +5,24 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from xrouter_lite.pool import data as D
+from xrouter_lite.pool.costs import fit_token_factor, token_residuals
+from xrouter_lite.pool.tokens import ROUTERBENCH_TOKEN_FACTOR, TOKEN_FACTORS, count_tokens, token_factor, tokenizer_family
 
 
 def test_every_family_factor_has_a_source_and_models_map_to_families():
-    assert all(0.5 < f < 1.5 and len(src) > 40 for f, src in D.TOKEN_FACTORS.values())
-    assert D.tokenizer_family("gpt-4o-mini-2024-07-18") == D.tokenizer_family("o1-mini-2024-09-12") == "openai"
-    assert D.tokenizer_family("claude-3-5-haiku-20241022") == "anthropic-claude-3"
-    assert D.tokenizer_family("gemini-1.5-flash-002") == D.tokenizer_family("gemma-2-2b-it") == "google"
-    assert D.tokenizer_family("deepseek-v2.5-0908") == "other"
-    assert D.token_factor("gemini-1.5-pro") < D.token_factor("gpt-4o-2024-08-06") < D.token_factor("claude-3-haiku")
+    assert all(0.5 < f < 1.5 and len(src) > 40 for f, src in TOKEN_FACTORS.values())
+    assert tokenizer_family("gpt-4o-mini-2024-07-18") == tokenizer_family("o1-mini-2024-09-12") == "openai"
+    assert tokenizer_family("claude-3-5-haiku-20241022") == "anthropic-claude-3"
+    assert tokenizer_family("gemini-1.5-flash-002") == tokenizer_family("gemma-2-2b-it") == "google"
+    assert tokenizer_family("deepseek-v2.5-0908") == "other"
+    assert token_factor("gemini-1.5-pro") < token_factor("gpt-4o-2024-08-06") < token_factor("claude-3-haiku")
 
 
 def test_count_tokens_with_a_model_applies_its_factor():
     text = "How many eggs does Janet sell every day? " * 20
-    raw = D.count_tokens(text)
-    assert D.count_tokens(text, "gemini-1.5-flash") == round(raw * D.TOKEN_FACTORS["google"][0])
-    assert D.count_tokens(None, "gpt-4o-2024-08-06") == 0
+    raw = count_tokens(text)
+    assert count_tokens(text, "gemini-1.5-flash") == round(raw * TOKEN_FACTORS["google"][0])
+    assert count_tokens(None, "gpt-4o-2024-08-06") == 0
 
 
 def _routerbench_like(tokens=100, factor=0.9) -> pd.DataFrame:
@@ -37,8 +38,8 @@ def _routerbench_like(tokens=100, factor=0.9) -> pd.DataFrame:
 
 def test_fit_and_residuals_on_a_table_with_known_error():
     t = _routerbench_like(factor=0.9)
-    assert D.fit_token_factor(t) == pytest.approx(0.9)
-    res = D.token_residuals(t, factor=0.9, split="test").set_index("model")
+    assert fit_token_factor(t) == pytest.approx(0.9)
+    res = token_residuals(t, factor=0.9, split="test").set_index("model")
     assert res["residual_before_%"].tolist() == pytest.approx([100 * (1 / 0.9 - 1)] * 2)
     assert res["residual_after_%"].abs().max() < 1e-9 and res["queries"].tolist() == [2, 2]
 
@@ -46,11 +47,11 @@ def test_fit_and_residuals_on_a_table_with_known_error():
 def test_routerbench_residuals_before_and_after_calibration(real_table):
     """RouterBench's held-out queries: the raw estimate overprices every model by ~9%; after calibration each is
     within 1.5% (its 11 models were all counted with one tokenizer, so one factor fits them all)."""
-    from xrouter_lite.pool.data import add_splits
+    from xrouter_lite.pool.splits import add_splits
 
     rb = add_splits(real_table[real_table["source"] == "routerbench"])
-    assert D.fit_token_factor(rb) == pytest.approx(D.ROUTERBENCH_TOKEN_FACTOR, abs=5e-4)
-    res = D.token_residuals(rb, split="test")
+    assert fit_token_factor(rb) == pytest.approx(ROUTERBENCH_TOKEN_FACTOR, abs=5e-4)
+    res = token_residuals(rb, split="test")
     assert len(res) == 11
     assert res["residual_before_%"].between(5, 15).all()
     assert res["residual_after_%"].abs().max() < 1.5

@@ -10,7 +10,7 @@ import pytest
 
 from xrouter_lite.explore.whatif import eval_data, route_all, what_if
 from xrouter_lite.pool.core import ReplayPool
-from xrouter_lite.pool.data import add_splits
+from xrouter_lite.pool.splits import add_splits
 from xrouter_lite.routing import baselines as R
 
 pytestmark = pytest.mark.data

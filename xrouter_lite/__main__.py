@@ -71,12 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     _data_arg(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     p.add_argument("--source", default=None, help="zeroeval, mmlu-pro or routerbench (default: all)")
-    p.set_defaults(handler="xrouter_lite.pool.data:pool_command")
+    p.set_defaults(handler="xrouter_lite.pool.commands:pool_command")
 
     p = sub.add_parser("download", help="fetch the recorded upstream files into a data directory")
     p.add_argument("--data", default=None, help="directory to download into (default: <checkout>/data/upstream)")
     p.add_argument("--sources", nargs="*", default=None, help="zeroeval mmlu-pro routerbench (default: all)")
-    p.set_defaults(handler="xrouter_lite.pool.data:download_command")
+    p.set_defaults(handler="xrouter_lite.pool.commands:download_command")
 
     p = sub.add_parser("evaluate", help="evaluate routers on a split of the replay pool")
     _data_arg(p)
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     import importlib
 
     from xrouter_lite.pool.core import PRICES_ENV, load_prices
-    from xrouter_lite.pool.data import PICKLE_ENV
+    from xrouter_lite.pool.readers import PICKLE_ENV
     from xrouter_lite.profiles import DataNotFound
 
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -137,10 +137,10 @@ def setup(profile: str = "cpu", install: bool = True, data: bool = True) -> str:
     if data and not os.environ.get(DATA_ENV):
         target = base / "data"
         if not _holds_data(target):
-            from xrouter_lite.pool import data as data_module
+            from xrouter_lite.pool import upstream
 
             print(f"downloading the recorded data (~130 MB, once) into {target}")
-            data_module.download(target)
+            upstream.download(target)
         os.environ[DATA_ENV] = str(target)
     chosen = os.environ.get(PROFILE_ENV) or ("gpu" if profile == "cpu" and has_cuda() else profile)
     lines.append(f"profile {chosen}" + (" (a CUDA GPU is here)" if chosen == "gpu" else "")

@@ -8,7 +8,7 @@ hands to the next), `notebooks.csv` (wall seconds and peak MB per notebook) and 
 then points at it, so notebooks opened in JupyterLab (empty RUN_DIR) continue that series.
 Notebooks report evaluated routers with `record_router_results`, which the summary collects, and whole sections
 (e.g. notebook 04's λ sweep of a conditioned router with its AIQ beside the MLP's) with `record_summary`; grader
-failures (`grader_errors`: {"task/model": n}) reach it by themselves, through files that `data.load_table`
+failures (`grader_errors`: {"task/model": n}) reach it by themselves, through files that `table.load_table`
 and `grading` write into `artifacts/` while $XROUTER_LITE_RUN_DIR is set.
 """
 
@@ -307,7 +307,7 @@ def read_router_results(artifacts: Path) -> list[dict]:
 def read_grader_errors(artifacts: Path) -> dict[str, int]:
     """Grader failures of a run as {"task/model": n}: the tables it loaded (built with failures) plus the answers
     graded while it ran ("task/final answer" for router answers); {} when the grader never failed."""
-    from xrouter_lite.pool.data import TABLE_ERRORS
+    from xrouter_lite.pool.table import TABLE_ERRORS
     from xrouter_lite.pool.grading import ERROR_LOG
 
     counts: dict[str, int] = {}

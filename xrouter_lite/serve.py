@@ -820,7 +820,7 @@ def load_replay_table(data: str | os.PathLike | None, sources: Sequence[str] = (
         text = {c: str for c in ("query_id", "source", "task", "category", "question", "gold", "model", "response")}
         table = pd.read_csv(path, keep_default_na=False, dtype=text)
         return table.assign(gold=table["gold"].map(lambda g: g if g != "" else None))
-    from xrouter_lite.pool.data import load_table
+    from xrouter_lite.pool.table import load_table
 
     return load_table(data, sources=list(sources), progress=sys.stderr.isatty())
 

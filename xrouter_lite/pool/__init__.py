@@ -5,7 +5,11 @@
     splits      train / validation / test from a hash of the question text
     core        `ModelSpec`, `Query`, `Answer`, the `Pool` interface, the price table (prices.csv), `ReplayPool`
     grading     graders: a model's answer against the gold answer, 0 or 1
-    data        the tidy table (one row per query and model), its cache, `reprice`
+    readers     the upstream files of ZeroEval, MMLU-Pro and RouterBench as raw rows, their fields checked
+    costs       what a row costs: `reprice` (o1-mini's reasoning multiplier), the token estimate against RouterBench
+    build       one source's tidy table: its raw rows graded, output tokens counted, priced, in the DESIGN.md columns
+    table       the tidy table (one row per query and model): `load_table`, its parquet cache, `pool_summary`
+    commands    the `pool` and `download` commands
     live        real OpenAI-compatible endpoints behind the `Pool` interface, budgeted; `record`
     cache       the SQLite response cache of live calls
     repricing   price jitter: the same pool with some models' prices scaled
@@ -22,8 +26,8 @@ _EXPORTS = {
     "add_splits": "splits",
     "blended_price": "core", "load_prices": "core", "PRICES_CSV": "core", "Query": "core", "ReplayPool": "core",
     "crux_answer": "grading", "grade": "grading", "grade_final": "grading",
-    "grader_error_counts": "data", "load_table": "data", "pool_summary": "data", "REASONING_MULTIPLIER": "data",
-    "reprice": "data", "token_residuals": "data",
+    "REASONING_MULTIPLIER": "costs", "reprice": "costs", "token_residuals": "costs",
+    "grader_error_counts": "table", "load_table": "table", "pool_summary": "table",
     "BudgetExceeded": "live", "load_pool_config": "live", "record": "live", "select_queries": "live",
 }
 __all__ = sorted(_EXPORTS)

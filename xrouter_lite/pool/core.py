@@ -252,10 +252,10 @@ class ReplayPool(Pool):
     """Answers every call from the recorded table: same query and model, same recorded answer.
 
     Temperature is ignored: each record is one recorded sample (ZeroEval and MMLU-Pro ran greedy).
-    The router-written system prompt is counted with `data.count_tokens` and charged at the model's
+    The router-written system prompt is counted with `tokens.count_tokens` and charged at the model's
     input price on top of the recorded call's cost. `outcomes` is the vectorised lookup for evaluation.
 
-        >>> from xrouter_lite.pool.data import load_table, add_splits   # doctest: +SKIP
+        >>> from xrouter_lite.pool import load_table, add_splits        # doctest: +SKIP
         >>> pool = ReplayPool(add_splits(load_table()))             # doctest: +SKIP
         >>> q = pool.queries(split="test", source="zeroeval")[0]    # doctest: +SKIP
         >>> pool.call("gpt-4o-mini-2024-07-18", q).usd              # doctest: +SKIP

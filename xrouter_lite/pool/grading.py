@@ -408,7 +408,7 @@ _slots = threading.BoundedSemaphore(MATH_VERIFY_WORKERS)
 
 
 def _reset_after_fork() -> None:
-    """A forked child (data.py's grading processes) starts its own workers, never writes to its parent's."""
+    """A forked child (build.py's grading processes) starts its own workers, never writes to its parent's."""
     global _idle, _idle_lock, _slots
     _idle, _idle_lock, _slots = [], threading.Lock(), threading.BoundedSemaphore(MATH_VERIFY_WORKERS)
 

@@ -64,7 +64,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from xrouter_lite.pool.cache import ResponseCache, open_db
 from xrouter_lite.pool.core import TIERS, Answer, ModelSpec, Pool, PoolError, Query
-from xrouter_lite.pool.data import COLUMNS  # the tidy table of docs/DESIGN.md: a recording writes the same columns
+from xrouter_lite.pool.build import COLUMNS  # the tidy table of docs/DESIGN.md: a recording writes the same columns
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +98,11 @@ _count_fn: Callable[[str], int] | None = None
 
 
 def _count_tokens(text: str) -> int:
-    """Token estimate: the project's `xrouter_lite.pool.data.count_tokens` when it exists, else ~4 chars per token."""
+    """Token estimate: the project's `xrouter_lite.pool.tokens.count_tokens` when it exists, else ~4 chars per token."""
     global _count_fn
     if _count_fn is None:
         try:
-            from xrouter_lite.pool.data import count_tokens as project_count  # lazily: data.py pulls in pandas
+            from xrouter_lite.pool.tokens import count_tokens as project_count  # lazily: tokens.py pulls in numpy
             _count_fn = project_count
         except ImportError:
             _count_fn = lambda t: math.ceil(len(t) / 4)  # noqa: E731
@@ -742,7 +742,7 @@ def _ask_all(pool: LivePool, todo: list, out_path: Path, old_rows: list[dict], c
 def select_queries(table, tasks: Sequence[str], n: int, split: str = "train", seed: int = 0) -> list[Query]:
     """Up to `n` distinct queries per task from a tidy table's `split` (seeded, the same on every machine)."""
     if "split" not in table.columns:
-        from xrouter_lite.pool.data import add_splits
+        from xrouter_lite.pool.splits import add_splits
         table = add_splits(table)
     picked = []
     for task in tasks:
@@ -758,7 +758,8 @@ def select_queries(table, tasks: Sequence[str], n: int, split: str = "train", se
 
 def record_command(args) -> int:
     """`python -m xrouter_lite record`: pick queries from the recorded data, record the live pool."""
-    from xrouter_lite.pool.data import ZEROEVAL_TASKS, load_table
+    from xrouter_lite.pool.readers import ZEROEVAL_TASKS
+    from xrouter_lite.pool.table import load_table
     from xrouter_lite.profiles import resolve_data_dir
 
     specs = load_pool_config(args.pool)  # validate before loading data: a config typo fails fast

@@ -1,6 +1,6 @@
 """The train / validation / test split of a question: a hash of its normalised text, the same on every machine.
 
-Its own module because the tidy table (`data.add_splits`) and the replay pool (`pool.ReplayPool.query_table`, for
+Its own module because the tidy table (`add_splits`) and the replay pool (`pool.ReplayPool.query_table`, for
 a table without splits) both assign it.
 
     >>> from xrouter_lite.pool.splits import split_of

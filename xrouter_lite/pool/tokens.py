@@ -1,7 +1,8 @@
 """The project's one token estimate, and its calibration per tokenizer family (docs/DESIGN.md, "Cost accounting").
 
-Its own module because both the tidy table (`data`, which prices every recorded row) and the replay pool (`pool`,
-which charges a router-written system prompt) count tokens, and `data` builds on `pool`'s price table.
+Its own module because both the tidy table (`readers` and `build` count every recorded row, `costs` prices it) and the
+replay pool (`pool`, which charges a router-written system prompt) count tokens, and `costs` builds on `pool`'s price
+table.
 
     >>> from xrouter_lite.pool.tokens import count_tokens
     >>> count_tokens("How many eggs does Janet sell every day?")

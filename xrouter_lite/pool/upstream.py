@@ -1,7 +1,7 @@
 """The recorded upstream files: where they come from (`UPSTREAM`, pinned commits and sizes), `download`, and the
 readers that parse one file and fail loudly, naming it.
 
-Below `data` (which reads these files into the tidy table) and `profiles` (which may download when no data is
+Below `readers` (which read these files into the tidy table's raw rows) and `profiles` (which may download when no data is
 found), so neither imports the other for it.
 
     >>> from xrouter_lite.pool.upstream import download                       # doctest: +SKIP

@@ -6,7 +6,7 @@ or, for the cascade, a tuple of the models it called in order (the last one answ
 over every call and `metrics.as_calls` reads both forms. `evaluate` turns decisions into per-query
 (correct, usd) by lookup in the pool and reports the metrics of `xrouter_lite.routing.metrics`.
 
-    >>> from xrouter_lite.pool.data import load_table, add_splits          # doctest: +SKIP
+    >>> from xrouter_lite.pool import load_table, add_splits               # doctest: +SKIP
     >>> from xrouter_lite.pool.core import ReplayPool                      # doctest: +SKIP
     >>> pool = ReplayPool(add_splits(load_table("../shared/data")))   # doctest: +SKIP
     >>> train = pool.query_table(split="train", source="zeroeval")    # doctest: +SKIP
@@ -572,7 +572,8 @@ def _points(row: dict) -> list[tuple[float, float]]:
 def evaluate_command(args) -> int:
     """CLI: `python -m xrouter_lite evaluate`: one JSON object per router, then zero and the reference model."""
     from xrouter_lite.pool.core import ReplayPool
-    from xrouter_lite.pool.data import add_splits, load_table
+    from xrouter_lite.pool.splits import add_splits
+    from xrouter_lite.pool.table import load_table
     from xrouter_lite.profiles import resolve_data_dir
 
     pool = ReplayPool(add_splits(load_table(resolve_data_dir(args.data), sources=args.source, progress=False)))

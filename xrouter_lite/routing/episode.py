@@ -150,9 +150,9 @@ def read_jsonl(path: str | Path) -> list[Episode]:
 
 
 def default_count_tokens() -> Callable[[str], int]:
-    """The project's token estimate (`xrouter_lite.pool.data.count_tokens`), else len(text)//4."""
+    """The project's token estimate (`xrouter_lite.pool.tokens.count_tokens`), else len(text)//4."""
     try:
-        from xrouter_lite.pool.data import count_tokens  # lazily: data.py pulls in pandas
+        from xrouter_lite.pool.tokens import count_tokens  # lazily: tokens.py pulls in numpy
         return count_tokens
     except ImportError:
         return lambda text: len(text) // 4

@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 
 from xrouter_lite.pool.core import Query, ReplayPool, sample_subpool
-from xrouter_lite.pool.data import split_of
+from xrouter_lite.pool.splits import split_of
 from xrouter_lite.profiles import GRPOSettings
 from xrouter_lite.routing.episode import Episode, EpisodeStepper
 from xrouter_lite.routing.reward import RewardConfig

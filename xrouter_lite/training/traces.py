@@ -30,7 +30,7 @@ from itertools import combinations
 import numpy as np
 
 from xrouter_lite.pool.core import Query, ReplayPool, sample_subpool
-from xrouter_lite.pool.data import split_of
+from xrouter_lite.pool.splits import split_of
 from xrouter_lite.routing.agreement import agree, final_answer, note
 from xrouter_lite.routing.protocol import (MAX_TOOL_RESULT_CHARS, Action, format_tool_result, render_calls,
                                            router_messages, tool_message, tool_schemas)
