@@ -16,10 +16,12 @@ import openai
 import pandas as pd
 import pytest
 
+from xrouter_lite.pool.budget import BudgetExceeded, BudgetGuard
 from xrouter_lite.pool.cache import ResponseCache
+from xrouter_lite.pool.config import ConfigError, load_pool_config
 from xrouter_lite.pool.core import ModelSpec, PoolError, Query
-from xrouter_lite.pool.live import (BudgetExceeded, BudgetGuard, ConfigError, LivePool, LivePoolError, load_pool_config,
-                                    record, retry_after_seconds, select_queries)
+from xrouter_lite.pool.live import LivePool, LivePoolError, retry_after_seconds
+from xrouter_lite.pool.recording import record, select_queries
 
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_test_server import OpenAITestServer  # noqa: E402
@@ -249,7 +251,7 @@ def test_budget_is_shared_across_processes_and_dead_reservations_count(tmp_path)
     path = tmp_path / "budget.sqlite"
     script = textwrap.dedent(f"""
         import os
-        from xrouter_lite.pool.live import BudgetGuard
+        from xrouter_lite.pool.budget import BudgetGuard
         g = BudgetGuard(10.0, path={str(path)!r}, run="r")
         g.settle(g.reserve(2.0, "settled"), 1.5)
         g.reserve(3.0, "in flight when killed")
@@ -378,7 +380,7 @@ def test_record_stops_at_the_budget_and_keeps_what_it_paid_for(server, tmp_path)
 
 _RECORD_SCRIPT = """
 import json, sys
-from xrouter_lite.pool.live import record
+from xrouter_lite.pool.recording import record
 from xrouter_lite.pool.core import Query
 config, out, cache = sys.argv[1:4]
 queries = [Query(**d) for d in json.load(open(sys.argv[4]))]
@@ -434,14 +436,14 @@ def test_select_queries_is_seeded_and_split_aware():
 
 def test_record_command_runs_from_the_command_line_arguments(server, tmp_path, monkeypatch):
     import xrouter_lite.pool.data
-    import xrouter_lite.pool.live
+    import xrouter_lite.pool.recording
     from xrouter_lite.__main__ import build_parser
-    from xrouter_lite.pool.live import record_command
+    from xrouter_lite.pool.recording import record_command
 
     rows = [{"query_id": f"zeroeval/gsm/{i}", "source": "zeroeval", "task": "gsm", "category": "",
              "question": f"What is {i}?", "gold": str(i), "model": "recorded-model"} for i in range(40)]
     monkeypatch.setattr(xrouter_lite.pool.data, "load_table", lambda data_dir, sources=None: pd.DataFrame(rows))
-    monkeypatch.setattr(xrouter_lite.pool.live, "_default_grade", lambda: _grade)
+    monkeypatch.setattr(xrouter_lite.pool.recording, "_default_grade", lambda: _grade)
     config, out = _config_for(server, tmp_path, ["alpha"]), tmp_path / "live.parquet"
     args = build_parser().parse_args(["record", "--pool", str(config), "--tasks", "gsm", "--n", "3", "--budget", "1",
                                       "--out", str(out), "--cache", str(tmp_path / "c.sqlite"), "--data", str(tmp_path)])

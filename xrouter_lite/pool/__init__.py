@@ -6,8 +6,11 @@
     core        `ModelSpec`, `Query`, `Answer`, the `Pool` interface, the price table (prices.csv), `ReplayPool`
     grading     graders: a model's answer against the gold answer, 0 or 1
     data        the tidy table (one row per query and model), its cache, `reprice`
-    live        real OpenAI-compatible endpoints behind the `Pool` interface, budgeted; `record`
     cache       the SQLite response cache of live calls
+    budget      `BudgetGuard`: the hard USD cap of live calls, reserved before a call is sent, shared by processes
+    config      pool configs: the YAML list of live models, validated into `ModelSpec`s (`load_pool_config`)
+    live        `LivePool`: real OpenAI-compatible endpoints behind the `Pool` interface, with retries, cache, budget
+    recording   `record`: a live pool's graded answers into the tidy table, resumable; `select_queries`
     repricing   price jitter: the same pool with some models' prices scaled
 
 Notebooks import what they need from here (`from xrouter_lite.pool import ReplayPool, load_table`); the modules
@@ -24,7 +27,7 @@ _EXPORTS = {
     "crux_answer": "grading", "grade": "grading", "grade_final": "grading",
     "grader_error_counts": "data", "load_table": "data", "pool_summary": "data", "REASONING_MULTIPLIER": "data",
     "reprice": "data", "token_residuals": "data",
-    "BudgetExceeded": "live", "load_pool_config": "live", "record": "live", "select_queries": "live",
+    "BudgetExceeded": "budget", "load_pool_config": "config", "record": "recording", "select_queries": "recording",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
