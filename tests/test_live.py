@@ -365,6 +365,18 @@ def test_record_writes_the_tidy_table_and_never_stores_the_key(server, tmp_path,
     assert not list(tmp_path.glob("*.partial.jsonl"))
 
 
+def test_record_s_default_cache_is_in_the_cache_dir_found_per_call_not_the_working_directory(server, tmp_path,
+                                                                                             monkeypatch):
+    from xrouter_lite.profiles import CACHE_ENV
+
+    monkeypatch.chdir(tmp_path)  # a relative default would land here
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))  # set after import: read when the recording starts
+    record([spec(server, "alpha")], [q(0, gold="0")], tmp_path / "live.parquet", budget=1.0, grade=_grade,
+           progress=False)
+    assert ResponseCache(tmp_path / "cache" / "responses.sqlite").requests()
+    assert not (tmp_path / ".cache").exists()
+
+
 def test_record_stops_at_the_budget_and_keeps_what_it_paid_for(server, tmp_path):
     specs = [spec(server, "alpha", price_in=0.0, price_out=1000.0)]
     queries = [q(i, gold=str(i)) for i in range(10)]

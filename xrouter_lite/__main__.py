@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=20, help="queries per task (train split)")
     p.add_argument("--budget", type=float, required=True, help="hard USD cap for this recording")
     p.add_argument("--out", default="runs/live/pool.parquet", help="where the tidy table is written")
-    p.add_argument("--cache", default=".cache/responses.sqlite", help="SQLite response cache")
+    p.add_argument("--cache", default=None, help="SQLite response cache (default: responses.sqlite in "
+                                                 "$XROUTER_LITE_CACHE, else <checkout>/.cache)")
     p.add_argument("--concurrency", type=int, default=4)
     _data_arg(p)
     p.set_defaults(handler="xrouter_lite.pool.recording:record_command")

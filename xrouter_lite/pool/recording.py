@@ -4,7 +4,7 @@ the answers and writes the table (source "live"); `select_queries` picks the que
 
 A recording is resumable: each answered call is journaled the moment it is graded, the table is rewritten every
 CHECKPOINT_S, and a rerun pays for nothing already answered (the response cache and the budget ledger share one
-SQLite file, RESPONSE_CACHE by default).
+SQLite file, by default `responses.sqlite` in `profiles.resolve_cache_dir()`).
 
     python -m xrouter_lite example-pool --out pool.yaml   # then keep the models you have keys for
     python -m xrouter_lite record --pool pool.yaml --tasks gsm,crux --n 20 --budget 2 \
@@ -29,10 +29,15 @@ from xrouter_lite.pool.config import load_pool_config
 from xrouter_lite.pool.core import ModelSpec, Query
 from xrouter_lite.pool.data import COLUMNS  # the tidy table of docs/DESIGN.md: a recording writes the same columns
 from xrouter_lite.pool.live import LivePool, LivePoolError
+from xrouter_lite.profiles import resolve_cache_dir
 
 log = logging.getLogger(__name__)
 
-RESPONSE_CACHE = Path(".cache/responses.sqlite")  # same default as `python -m xrouter_lite record --cache`
+# The response cache's file name, in profiles.resolve_cache_dir() ($XROUTER_LITE_CACHE, else <checkout>/.cache) as it
+# is when a recording starts (not at import, and not relative to the working directory): a recording run from
+# notebooks/ or elsewhere reuses the cache and budget ledger of one run from the checkout. `record --cache` defaults
+# to it too.
+RESPONSE_CACHE = "responses.sqlite"
 CHECKPOINT_S = 30.0  # how often the output table is rewritten during a recording (the journal is per call)
 
 
@@ -96,9 +101,10 @@ def record(pool_config: str | os.PathLike | Sequence[ModelSpec], queries: Sequen
 
     A float `budget` is a cap for this output across restarts (kept in the cache DB). Calls that fail
     after retries are skipped (a rerun asks them again); BudgetExceeded is raised after saving.
+    `cache_path` defaults to RESPONSE_CACHE in `profiles.resolve_cache_dir()`.
     """
     specs = load_pool_config(pool_config) if isinstance(pool_config, (str, os.PathLike)) else list(pool_config)
-    out_path, cache_path = Path(out_path), Path(cache_path or RESPONSE_CACHE)
+    out_path, cache_path = Path(out_path), Path(cache_path or resolve_cache_dir() / RESPONSE_CACHE)
     if out_path.suffix not in (".parquet", ".csv"):
         raise ValueError(f"out_path must end in .parquet or .csv, got {out_path}")
     grade = grade or _default_grade()
