@@ -24,9 +24,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from xrouter_lite.pool.budget import BudgetGuard  # noqa: E402
 from xrouter_lite.pool.cache import ResponseCache  # noqa: E402
 from xrouter_lite.pool.core import ModelSpec, Query  # noqa: E402
-from xrouter_lite.pool.live import BudgetGuard, LivePool  # noqa: E402
+from xrouter_lite.pool.live import LivePool  # noqa: E402
 
 
 def start_server() -> tuple[subprocess.Popen, str]:

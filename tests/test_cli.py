@@ -88,9 +88,12 @@ def test_debug_shows_the_traceback_and_bugs_keep_theirs(data_dir, tmp_path, cach
 
 
 def test_user_errors_are_named_not_everything(tmp_path):
+    from xrouter_lite.pool.budget import BudgetExceeded
+    from xrouter_lite.pool.config import ConfigError
     from xrouter_lite.pool.core import MissingPriceError, PoolError
 
     assert is_user_error(DataError("x")) and is_user_error(PoolError("x")) and is_user_error(MissingPriceError("x"))
+    assert is_user_error(ConfigError("x")) and is_user_error(BudgetExceeded("x", 0.0, 0.0, 1.0, 0.5))  # named by module
     assert is_user_error(FileNotFoundError("x")) and is_user_error(PermissionError("x"))
     assert not is_user_error(KeyError("x")) and not is_user_error(ValueError("x")) and not is_user_error(TypeError())
 

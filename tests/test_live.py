@@ -16,10 +16,12 @@ import openai
 import pandas as pd
 import pytest
 
+from xrouter_lite.pool.budget import BudgetExceeded, BudgetGuard
 from xrouter_lite.pool.cache import ResponseCache
+from xrouter_lite.pool.config import ConfigError, load_pool_config
 from xrouter_lite.pool.core import ModelSpec, PoolError, Query
-from xrouter_lite.pool.live import (BudgetExceeded, BudgetGuard, ConfigError, LivePool, LivePoolError, load_pool_config,
-                                    record, retry_after_seconds, select_queries)
+from xrouter_lite.pool.live import LivePool, LivePoolError, retry_after_seconds
+from xrouter_lite.pool.recording import record, select_queries
 
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_test_server import OpenAITestServer  # noqa: E402
@@ -249,7 +251,7 @@ def test_budget_is_shared_across_processes_and_dead_reservations_count(tmp_path)
     path = tmp_path / "budget.sqlite"
     script = textwrap.dedent(f"""
         import os
-        from xrouter_lite.pool.live import BudgetGuard
+        from xrouter_lite.pool.budget import BudgetGuard
         g = BudgetGuard(10.0, path={str(path)!r}, run="r")
         g.settle(g.reserve(2.0, "settled"), 1.5)
         g.reserve(3.0, "in flight when killed")
@@ -363,6 +365,18 @@ def test_record_writes_the_tidy_table_and_never_stores_the_key(server, tmp_path,
     assert not list(tmp_path.glob("*.partial.jsonl"))
 
 
+def test_record_s_default_cache_is_in_the_cache_dir_found_per_call_not_the_working_directory(server, tmp_path,
+                                                                                             monkeypatch):
+    from xrouter_lite.profiles import CACHE_ENV
+
+    monkeypatch.chdir(tmp_path)  # a relative default would land here
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))  # set after import: read when the recording starts
+    record([spec(server, "alpha")], [q(0, gold="0")], tmp_path / "live.parquet", budget=1.0, grade=_grade,
+           progress=False)
+    assert ResponseCache(tmp_path / "cache" / "responses.sqlite").requests()
+    assert not (tmp_path / ".cache").exists()
+
+
 def test_record_stops_at_the_budget_and_keeps_what_it_paid_for(server, tmp_path):
     specs = [spec(server, "alpha", price_in=0.0, price_out=1000.0)]
     queries = [q(i, gold=str(i)) for i in range(10)]
@@ -378,7 +392,7 @@ def test_record_stops_at_the_budget_and_keeps_what_it_paid_for(server, tmp_path)
 
 _RECORD_SCRIPT = """
 import json, sys
-from xrouter_lite.pool.live import record
+from xrouter_lite.pool.recording import record
 from xrouter_lite.pool.core import Query
 config, out, cache = sys.argv[1:4]
 queries = [Query(**d) for d in json.load(open(sys.argv[4]))]
@@ -433,15 +447,15 @@ def test_select_queries_is_seeded_and_split_aware():
 
 
 def test_record_command_runs_from_the_command_line_arguments(server, tmp_path, monkeypatch):
-    import xrouter_lite.pool.live
+    import xrouter_lite.pool.recording
     import xrouter_lite.pool.table
     from xrouter_lite.__main__ import build_parser
-    from xrouter_lite.pool.live import record_command
+    from xrouter_lite.pool.recording import record_command
 
     rows = [{"query_id": f"zeroeval/gsm/{i}", "source": "zeroeval", "task": "gsm", "category": "",
              "question": f"What is {i}?", "gold": str(i), "model": "recorded-model"} for i in range(40)]
     monkeypatch.setattr(xrouter_lite.pool.table, "load_table", lambda data_dir, sources=None: pd.DataFrame(rows))
-    monkeypatch.setattr(xrouter_lite.pool.live, "_default_grade", lambda: _grade)
+    monkeypatch.setattr(xrouter_lite.pool.recording, "_default_grade", lambda: _grade)
     config, out = _config_for(server, tmp_path, ["alpha"]), tmp_path / "live.parquet"
     args = build_parser().parse_args(["record", "--pool", str(config), "--tasks", "gsm", "--n", "3", "--budget", "1",
                                       "--out", str(out), "--cache", str(tmp_path / "c.sqlite"), "--data", str(tmp_path)])

@@ -155,7 +155,7 @@ def test_runs_root_comes_from_the_environment(tmp_path, monkeypatch):
 
 
 def test_the_example_pool_config_ships_inside_the_package():
-    from xrouter_lite.pool.live import load_pool_config
+    from xrouter_lite.pool.config import load_pool_config
 
     path = example_pool_config()
     assert path.is_file() and "xrouter_lite" in path.parts

@@ -70,6 +70,6 @@ def test_gpu_check_and_the_example_pool_are_package_commands(tmp_path, capsys):
         main(["gpu-check", "--help"])
     assert done.value.code == 0 and "python -m xrouter_lite gpu-check" in capsys.readouterr().out
     assert main(["example-pool", "--out", str(tmp_path / "pool.yaml")]) == 0
-    from xrouter_lite.pool.live import load_pool_config
+    from xrouter_lite.pool.config import load_pool_config
 
     assert len(load_pool_config(tmp_path / "pool.yaml")) >= 4

@@ -21,8 +21,8 @@ from xrouter_lite.profiles import PROFILES
 
 # What a user can fix gets one line on stderr and exit status 2; anything else is a bug and keeps its traceback.
 # Errors of modules that the CLI imports only when their command runs are named, not imported.
-USER_ERROR_NAMES = {"xrouter_lite.errors.UserError", "xrouter_lite.pool.live.ConfigError",
-                    "xrouter_lite.pool.live.BudgetExceeded", "builtins.OSError"}  # OSError: paths, permissions, network
+USER_ERROR_NAMES = {"xrouter_lite.errors.UserError", "xrouter_lite.pool.config.ConfigError",
+                    "xrouter_lite.pool.budget.BudgetExceeded", "builtins.OSError"}  # OSError: paths, permissions, network
 
 
 def is_user_error(err: BaseException) -> bool:
@@ -93,10 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=20, help="queries per task (train split)")
     p.add_argument("--budget", type=float, required=True, help="hard USD cap for this recording")
     p.add_argument("--out", default="runs/live/pool.parquet", help="where the tidy table is written")
-    p.add_argument("--cache", default=".cache/responses.sqlite", help="SQLite response cache")
+    p.add_argument("--cache", default=None, help="SQLite response cache (default: responses.sqlite in "
+                                                 "$XROUTER_LITE_CACHE, else <checkout>/.cache)")
     p.add_argument("--concurrency", type=int, default=4)
     _data_arg(p)
-    p.set_defaults(handler="xrouter_lite.pool.live:record_command")
+    p.set_defaults(handler="xrouter_lite.pool.recording:record_command")
 
     p = sub.add_parser("report", help="write a finished run's results to docs/results/<profile>.{json,md} and the "
                                       "README's block; --check: exit 1 when the README is stale")

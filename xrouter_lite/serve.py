@@ -68,8 +68,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from xrouter_lite.pool.budget import BudgetExceeded, BudgetGuard
 from xrouter_lite.pool.core import Answer, Pool, PoolError, Query, ReplayPool, blended_price
-from xrouter_lite.pool.live import IN_TOKEN_SAFETY, BudgetExceeded, BudgetGuard, LivePool
+from xrouter_lite.pool.live import IN_TOKEN_SAFETY, LivePool
 from xrouter_lite.routing.episode import Episode, Router, default_count_tokens, run_episode
 from xrouter_lite.routing.protocol import MAX_TOOL_RESULT_CHARS, cost_line, system_prompt, tool_schemas
 from xrouter_lite.routing.reward import RewardConfig
@@ -831,7 +832,7 @@ def open_pool(pool: str, data: str | None = None, sources: Sequence[str] = ("zer
     if pool == "replay":
         return ReplayPool(load_replay_table(data, sources))
     from xrouter_lite.pool.cache import ResponseCache
-    from xrouter_lite.pool.live import load_pool_config
+    from xrouter_lite.pool.config import load_pool_config
 
     return LivePool(load_pool_config(pool), ResponseCache(cache) if cache else None, budget=None)
 

@@ -10,8 +10,11 @@
     build       one source's tidy table: its raw rows graded, output tokens counted, priced, in the DESIGN.md columns
     table       the tidy table (one row per query and model): `load_table`, its parquet cache, `pool_summary`
     commands    the `pool` and `download` commands
-    live        real OpenAI-compatible endpoints behind the `Pool` interface, budgeted; `record`
     cache       the SQLite response cache of live calls
+    budget      `BudgetGuard`: the hard USD cap of live calls, reserved before a call is sent, shared by processes
+    config      pool configs: the YAML list of live models, validated into `ModelSpec`s (`load_pool_config`)
+    live        `LivePool`: real OpenAI-compatible endpoints behind the `Pool` interface, with retries, cache, budget
+    recording   `record`: a live pool's graded answers into the tidy table, resumable; `select_queries`
     repricing   price jitter: the same pool with some models' prices scaled
 
 Notebooks import what they need from here (`from xrouter_lite.pool import ReplayPool, load_table`); the modules
@@ -28,7 +31,7 @@ _EXPORTS = {
     "crux_answer": "grading", "grade": "grading", "grade_final": "grading",
     "REASONING_MULTIPLIER": "costs", "reprice": "costs", "token_residuals": "costs",
     "grader_error_counts": "table", "load_table": "table", "pool_summary": "table",
-    "BudgetExceeded": "live", "load_pool_config": "live", "record": "live", "select_queries": "live",
+    "BudgetExceeded": "budget", "load_pool_config": "config", "record": "recording", "select_queries": "recording",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
