@@ -23,7 +23,8 @@ from openai import OpenAI
 
 from xrouter_lite.pool.core import ModelSpec, Pool, PoolError, ReplayPool
 from xrouter_lite.pool.live import LivePool
-from xrouter_lite.serve import BackgroundServer, create_app, redact, text_pieces, wait_for_health
+from xrouter_lite.serve.app import BackgroundServer, create_app, text_pieces, wait_for_health
+from xrouter_lite.serve.request import redact
 
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_test_server import OpenAITestServer  # noqa: E402
@@ -327,7 +328,7 @@ def test_secrets_in_upstream_errors_are_redacted(monkeypatch, caplog):
 def test_cli_serves_a_router_checkpoint_from_a_run_dir(tmp_path):
     """The `serve` command's path (options, checkpoint lookup, router.json, a table file, LMRouter), in-process."""
     from xrouter_lite.__main__ import build_parser
-    from xrouter_lite.serve import app_from_args
+    from xrouter_lite.serve.cli import app_from_args
     from xrouter_lite.training.modeling import build_tiny_router
 
     ckpt = tmp_path / "run" / "artifacts" / "router_sft"
@@ -356,7 +357,7 @@ def test_cli_serves_a_router_checkpoint_from_a_run_dir(tmp_path):
 
 def test_cli_cost_weight_sets_the_default_and_refuses_a_negative(tmp_path):
     from xrouter_lite.__main__ import build_parser
-    from xrouter_lite.serve import app_from_args
+    from xrouter_lite.serve.cli import app_from_args
     from xrouter_lite.training.modeling import build_tiny_router
 
     ckpt = tmp_path / "router_sft"
@@ -380,7 +381,7 @@ def test_cli_without_a_checkpoint_exits_2_with_a_message(tmp_path):
 
 def test_cli_defaults_are_the_servers():
     from xrouter_lite.__main__ import build_parser
-    from xrouter_lite.serve import DEFAULT_TIMEOUT_S, ROUTER_NAME
+    from xrouter_lite.serve.service import DEFAULT_TIMEOUT_S, ROUTER_NAME
 
     args = build_parser().parse_args(["serve", "--router", "run", "--pool", "replay"])
     assert (args.timeout, args.model_name) == (DEFAULT_TIMEOUT_S, ROUTER_NAME)
@@ -501,7 +502,8 @@ def test_budgets_settle_what_was_paid_not_what_a_cache_hit_reports():
 
 
 def test_service_options_read_router_json():
-    from xrouter_lite.serve import DEFAULT_COST_WEIGHT, service_options
+    from xrouter_lite.serve.cli import service_options
+    from xrouter_lite.serve.service import DEFAULT_COST_WEIGHT
 
     opts = service_options({"mode": "simple", "max_turns": 2, "lambda": 30.0, "lambda_in_prompt": True,
                             "tool_result_chars": 64, "answer_notes": True})

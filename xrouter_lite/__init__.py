@@ -4,7 +4,7 @@
     routing/    the router's protocol, episodes, the reward, baseline routers, metrics and verdicts
     training/   notebooks 02-03: the router LM, SFT traces, SFT, guided decoding, GRPO, evaluation
     explore/    notebook 04: what-if replay, figures, the widget explorer
-    serve       notebook 05: the OpenAI-compatible endpoint
+    serve/      notebook 05: the OpenAI-compatible endpoint (request checks, the service, the HTTP app, the command)
     profiles, runner, report, notebook, colab, errors: settings, running the series, results, notebook setup
 
     >>> from xrouter_lite.profiles import get_profile

@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="xrouter_lite.report:report_command")
 
     # `python -m xrouter_lite.serve` parses with these options too; the defaults of --timeout and --model-name
-    # repeat serve.DEFAULT_TIMEOUT_S and serve.ROUTER_NAME, since importing serve here would slow every command.
+    # repeat serve.service.DEFAULT_TIMEOUT_S and ROUTER_NAME, since importing serve here would slow every command.
     p = sub.add_parser("serve", help="serve a trained router behind an OpenAI-compatible endpoint (localhost)")
     p.add_argument("--router", required=True,
                    help="run directory (serves artifacts/router_grpo, else artifacts/router_sft) or a checkpoint dir")
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-weight", type=float, default=None,
                    help="default cost weight λ (reward points per USD) for requests without `cost_weight` "
                         "(default: the checkpoint's router.json `lambda`)")
-    p.set_defaults(handler="xrouter_lite.serve:serve_command")
+    p.set_defaults(handler="xrouter_lite.serve.cli:serve_command")
 
     p = sub.add_parser("gpu-check", help="time 4-bit load, SFT and GRPO steps and report peak memory on this device",
                        add_help=False)
