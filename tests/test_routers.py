@@ -65,6 +65,13 @@ def _embed_cache(tmp_path_factory):
     mp.undo()
 
 
+def test_the_embedding_cache_follows_the_cache_directory_set_after_import(tmp_path, monkeypatch):
+    monkeypatch.setattr(R, "EMBED_CACHE", None)
+    monkeypatch.setenv("XROUTER_LITE_CACHE", str(tmp_path / "later"))
+    assert R.embed_cache_dir() == (tmp_path / "later").resolve() / "embeddings"
+    assert R.embed_cache_dir(tmp_path / "given") == tmp_path / "given"
+
+
 def _split(pool):
     return pool.query_table(split="train"), pool.query_table(split="test")
 

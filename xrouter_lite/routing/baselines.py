@@ -44,7 +44,8 @@ import pyarrow.compute as pc
 from xrouter_lite.profiles import resolve_cache_dir
 from xrouter_lite.routing import metrics as M
 
-EMBED_CACHE = resolve_cache_dir() / "embeddings"  # beside the tidy table's cache
+EMBED_CACHE: Path | None = None  # where embeddings are cached; None: <resolve_cache_dir()>/embeddings, beside the
+#                                  tidy table's cache, looked up per call (so $XROUTER_LITE_CACHE set later counts)
 K_REWARD = 1.0  # the reward's K: what a correct answer is worth in the router's utility P*K - lam*cost
 
 
@@ -312,6 +313,11 @@ def _as_query_objects(queries: pd.DataFrame):
 
 
 # ---------------------------------------------------------------- learned routers on embeddings
+def embed_cache_dir(cache_dir: Path | str | None = None) -> Path:
+    """The embeddings cache: `cache_dir`, else EMBED_CACHE, else `embeddings/` in the project's cache directory."""
+    return Path(cache_dir or EMBED_CACHE or resolve_cache_dir() / "embeddings")
+
+
 def embed(texts: list[str], batch_size: int = 64, max_length: int = 256,
           cache_dir: Path | str | None = None) -> np.ndarray:
     """all-MiniLM-L6-v2 sentence embeddings [n, 384] (mean pooled, L2-normalised), cached by text hash.
@@ -320,7 +326,7 @@ def embed(texts: list[str], batch_size: int = 64, max_length: int = 256,
     examples first and the actual question last.
     """
     key = hashlib.sha256(f"minilm-l6|{max_length}|left|".encode() + "\x1f".join(texts).encode()).hexdigest()[:24]
-    path = Path(cache_dir or EMBED_CACHE) / f"{key}.npy"
+    path = embed_cache_dir(cache_dir) / f"{key}.npy"
     if path.exists():
         return np.load(path)
     tok, model = _minilm()
