@@ -78,8 +78,7 @@ class BudgetGuard:
         self._lock = threading.Lock()  # one connection, shared by this process's threads
         # not fsynced per commit (three per call would cap a recording at ~40 calls/s): a killed process
         # loses nothing, a power cut may forget the last settlements (their answers are in the cache)
-        self._db = open_db(path if path is not None else ":memory:", durable=False)
-        self._db.executescript(_BUDGET_SCHEMA)
+        self._db = open_db(path if path is not None else ":memory:", durable=False, schema=_BUDGET_SCHEMA)
         self._host = socket.gethostname()
 
     @contextmanager

@@ -50,11 +50,32 @@ def canonical_json(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def open_db(path: str | os.PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S, durable: bool = True) -> sqlite3.Connection:
-    """A connection in autocommit mode with WAL and a busy timeout (shared by cache and budget).
+def _while_locked(action, busy_timeout_s: float):
+    """Run `action`, retrying while SQLite says "database is locked", until the busy timeout.
+
+    The busy handler covers ordinary writes, but SQLite returns SQLITE_BUSY at once, without
+    waiting, where waiting could deadlock: two connections that both hold a read lock and both
+    want to switch a new file to WAL or create its tables. Processes that open a fresh file
+    together hit exactly that, so these two steps retry by hand.
+    """
+    deadline = time.monotonic() + busy_timeout_s
+    pause = 0.005
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+
+
+def open_db(path: str | os.PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S, durable: bool = True,
+            schema: str = "") -> sqlite3.Connection:
+    """A connection in autocommit mode with WAL, a busy timeout and `schema` created (cache and budget).
 
     `durable=True` fsyncs every commit (survives power loss); False survives a killed process only,
-    and commits several times faster.
+    and commits several times faster. `schema` is a script of CREATE ... IF NOT EXISTS statements.
     """
     path = str(path)
     if path != ":memory:":
@@ -62,8 +83,10 @@ def open_db(path: str | os.PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S, dur
     # isolation_level=None: we write explicit BEGIN/COMMIT, so one call is exactly one transaction
     conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-    conn.execute("PRAGMA journal_mode=WAL")
+    _while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"), busy_timeout_s)
     conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+    if schema:
+        _while_locked(lambda: conn.executescript(schema), busy_timeout_s)
     return conn
 
 
@@ -91,13 +114,13 @@ class ResponseCache:
         self._local = threading.local()  # sqlite3 connections must not be shared between threads
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._conn().execute(_SCHEMA)
+        self._conn()  # creates the table now, so a bad path fails here and not at the first put
 
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection (reopened after a fork: a connection must not cross processes)."""
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
-            conn = open_db(self.path, self.busy_timeout_s)  # durable: a paid answer must survive a power cut
+            conn = open_db(self.path, self.busy_timeout_s, schema=_SCHEMA)  # durable: a paid answer must survive a power cut
             self._local.conn, self._local.pid = conn, os.getpid()
             with self._lock:
                 self._conns.append(conn)
