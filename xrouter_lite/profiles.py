@@ -101,9 +101,12 @@ LAMBDA_GRID = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 GRPO_SMOKE = GRPOSettings(steps=4, prompts_per_step=2, num_generations=4, max_pool=3, max_train_queries=40,
                           max_completion_length=320, save_steps=2, sweep_steps=2, eval_queries=24,
                           sweep_eval_queries=12)
+# Validation is for choosing, so cpu evaluates on at most this many validation queries (spread over tasks): all of
+# ZeroEval's 281, 400 of MMLU-Pro's 1,197 (all 1,197 cost ~4 of the series' 30 minutes). Test stays whole.
+CPU_VALIDATION_QUERIES = 400
 GRPO_CPU = GRPOSettings(steps=60, prompts_per_step=8, num_generations=8, learning_rate=5e-4, max_pool=4,
-                        max_completion_length=320, save_steps=20, sweep_steps=20, sweep_eval_queries=120,
-                        per_lambda_routers=False)
+                        max_completion_length=320, save_steps=20, sweep_steps=20, eval_queries=CPU_VALIDATION_QUERIES,
+                        sweep_eval_queries=120, per_lambda_routers=False)
 GRPO_GPU = GRPOSettings(steps=150, prompts_per_step=4, num_generations=8, micro_batch=8, learning_rate=5e-5,
                         lora_r=16, max_pool=None, max_completion_length=768, turn_tokens=192, max_tool_chars=256,
                         save_steps=25, sweep_steps=60)
@@ -170,7 +173,8 @@ SFT_SMOKE = SFTSettings(full_steps=300, lora_steps=20, format_queries=48, eval_q
 # tiny router reads it: protocol.cost_line); GRPO's main router trains at λ = 10 (told 10) and notebook 03's λ section
 # trains a conditioned GRPO router over the grid, which notebook 04 sweeps. Set GRPO_CPU's lambda_grid to make the
 # main router the conditioned one (measured on validation at λ = 10: reward 0.814 at lr 1e-4, vs 0.828 trained at 10).
-SFT_CPU = SFTSettings(full_steps=2000, lora_steps=60, lambda_grid=LAMBDA_GRID, held_out=("claude-3-haiku-20240307",))
+SFT_CPU = SFTSettings(full_steps=2000, lora_steps=60, lambda_grid=LAMBDA_GRID, held_out=("claude-3-haiku-20240307",),
+                      eval_queries=CPU_VALIDATION_QUERIES)
 SFT_GPU = SFTSettings(full_steps=0, lora_steps=300, lora_lr=2e-4, batch_size=4, save_steps=100, tool_result_chars=256)
 
 
@@ -182,7 +186,6 @@ class Profile:
     router_model: str  # "tiny" = local Qwen2-architecture LM built here; else a Hugging Face Hub id
     load_in_4bit: bool  # QLoRA (bitsandbytes NF4) base; only worth it on a CUDA GPU
     max_queries_per_task: int | None  # cap on queries per (source, task) after splitting; None = all
-    eval_queries: int | None  # held-out queries evaluated per source; lower it if evaluation is slow
     seed: int = 0
     time_budget_min: int = 30  # the whole series should finish within this on the profile's machine
     grpo: GRPOSettings = GRPOSettings()  # notebook 03's RL stage
@@ -195,14 +198,14 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # CI on every push: 2 CPU cores, the whole series in <= 10 minutes. Proves the code path, not learning.
     "smoke": Profile(name="smoke", router_model="tiny", load_in_4bit=False,
-                     max_queries_per_task=40, eval_queries=100, time_budget_min=10, grpo=GRPO_SMOKE,
+                     max_queries_per_task=40, time_budget_min=10, grpo=GRPO_SMOKE,
                      sft=SFT_SMOKE),
     # A laptop CPU, the default: a few thousand queries, <= 30 minutes, and it must show learning.
     "cpu": Profile(name="cpu", router_model="tiny", load_in_4bit=False,
-                   max_queries_per_task=None, eval_queries=600, time_budget_min=30, grpo=GRPO_CPU, sft=SFT_CPU),
+                   max_queries_per_task=None, time_budget_min=30, grpo=GRPO_CPU, sft=SFT_CPU),
     # Colab T4/L4 or A100: a real Hub model in 4-bit with LoRA (QLoRA). Runtimes are estimates until measured.
     "gpu": Profile(name="gpu", router_model="Qwen/Qwen2.5-1.5B-Instruct", load_in_4bit=True,
-                   max_queries_per_task=None, eval_queries=None, time_budget_min=60, grpo=GRPO_GPU, sft=SFT_GPU),
+                   max_queries_per_task=None, time_budget_min=60, grpo=GRPO_GPU, sft=SFT_GPU),
 }
 
 
