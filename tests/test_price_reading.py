@@ -2,14 +2,15 @@
 
 Two models that are always right, so the expected-reward teacher picks whichever is cheaper in the trace's prompt
 (`price_jitter` reprices them per trace, in the prompt and in the teacher's values). Whether a router then *learns*
-to read them is a measurement, not a unit test: `benchmarks/price_reading.py` trains a tiny router on these traces
-and prints how far swapping two prices moves its call (for the 2-layer CPU router: not at all, so far).
+to read them is what `benchmarks/price_reading.py` measures: it trains a tiny router of the cpu profile's size on these
+traces and prints how far swapping two prices moves its call; the last test here runs it (a few minutes).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -25,6 +26,7 @@ from xrouter_lite.routing.protocol import router_messages, tool_schemas  # noqa:
 from xrouter_lite.training import sft as S  # noqa: E402
 from xrouter_lite.training.traces import build_traces  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[1]
 SPECS = {m.id: m for m in [ModelSpec("alpha", 0.50, 2.00, tier="standard", description="Model A"),
                            ModelSpec("beta", 0.50, 2.00, tier="standard", description="Model B")]}
 SETTINGS = SFTSettings(vocab_size=400, hidden_size=64, layers=2, heads=4, full_steps=400, full_lr=3e-3, lora_steps=0,
@@ -90,3 +92,15 @@ def test_the_teacher_labels_follow_the_prices_in_the_prompt(pool):
     cheaper = [min(SPECS, key=lambda m: t["prices"].get(m, 1.0)) for t in traces]
     assert all(t["label"] == c for t, c in zip(traces, cheaper))
     assert {t["label"] for t in traces} == set(SPECS)  # both models are the label, depending on the prices
+
+
+def test_a_tiny_router_trained_on_repriced_traces_calls_the_cheaper_model():
+    # the measurement itself, at the cpu router's size: the call must follow a price swap, not the label's base rate
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("price_reading", REPO / "benchmarks" / "price_reading.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    res = bench.measure(threads=torch.get_num_threads())
+    assert res["p_alpha_when_alpha_cheap"] > 0.9 and res["p_alpha_when_beta_cheap"] < 0.1, res
+    assert res["mean_p_label_on_train"] > 0.9, res
