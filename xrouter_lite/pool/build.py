@@ -23,8 +23,8 @@ import pandas as pd
 
 from xrouter_lite.pool.core import MissingPriceError, load_prices, missing_price_message
 from xrouter_lite.pool.costs import REASONING_MULTIPLIER, reprice
-from xrouter_lite.pool.readers import (GRADE_WORKERS, READERS, _count_many, _data_dir, _mmlu_raw, _routerbench_raw,
-                                       _zeroeval_raw)
+from xrouter_lite.pool.readers import (GRADE_WORKERS, READERS, count_many, data_dir_or_default, mmlu_raw,
+                                       routerbench_raw, zeroeval_raw)
 
 COLUMNS = ["query_id", "source", "task", "category", "question", "gold", "model", "response",
            "correct", "in_tokens", "out_tokens", "usd"]
@@ -50,7 +50,7 @@ def _grade_chunk(tasks: list, responses: list, golds: list, models: list, ids: l
                 correct[i] = float(grade(task, resp, gold, on_error="raise"))
             except GraderError as err:
                 failures.append((task, models[i], ids[i], err.kind, err.detail[:200]))
-    return correct, _count_many(responses), failures
+    return correct, count_many(responses), failures
 
 
 def _grade_all(raw: pd.DataFrame, progress: bool) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -133,7 +133,7 @@ def _conform(table: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- one source's table
 def read_zeroeval(data_dir=None, progress: bool = True) -> pd.DataFrame:
     """ZeroEval (12 models x GSM8K, MATH-L5, CRUXEval) graded by `grading.grade`, as the tidy table."""
-    return _finish(_zeroeval_raw(_data_dir(data_dir)), progress)
+    return _finish(zeroeval_raw(data_dir_or_default(data_dir)), progress)
 
 
 def read_mmlu_pro(data_dir=None, progress: bool = True) -> pd.DataFrame:
@@ -141,7 +141,7 @@ def read_mmlu_pro(data_dir=None, progress: bool = True) -> pd.DataFrame:
 
     Upstream's `pred` is ignored: where its parser found no letter it holds a random fill-in.
     """
-    return _finish(_mmlu_raw(_data_dir(data_dir)), progress)
+    return _finish(mmlu_raw(data_dir_or_default(data_dir)), progress)
 
 
 def read_routerbench(data_dir=None, progress: bool = True, allow_pickle: bool | None = None) -> pd.DataFrame:
@@ -153,7 +153,7 @@ def read_routerbench(data_dir=None, progress: bool = True, allow_pickle: bool | 
     duplicate prompts (upstream's train/test leak; 2 in the slice) keeping the first. The counts are
     logged and kept in `table.attrs["dropped"]`. There is no gold answer: `gold` is None.
     """
-    raw = _routerbench_raw(_data_dir(data_dir), allow_pickle)
+    raw = routerbench_raw(data_dir_or_default(data_dir), allow_pickle)
     table = _conform(raw)
     table.attrs["dropped"] = raw.attrs["dropped"]
     return table

@@ -47,7 +47,7 @@ PARALLEL_MIN_BYTES = 20_000_000  # read files in parallel above this total size 
 MMLU_PRO_FEWSHOT_TOKENS = 1550
 
 
-def _count_many(texts) -> np.ndarray:
+def count_many(texts) -> np.ndarray:
     """count_tokens over a sequence, as an int64 array."""
     return np.fromiter((count_tokens(t) for t in texts), dtype=np.int64, count=len(texts))
 
@@ -119,7 +119,7 @@ def _check_unique(ids: list[str], path: Path) -> None:
         seen.add(uid)
 
 
-def _zeroeval_raw(data_dir: Path) -> pd.DataFrame:
+def zeroeval_raw(data_dir: Path) -> pd.DataFrame:
     """All ZeroEval files as rows (ungraded), with in_tokens from the rendered prompt."""
     root = data_dir / "zeroeval" / "result_dirs"
     files = []
@@ -141,7 +141,7 @@ def _zeroeval_raw(data_dir: Path) -> pd.DataFrame:
         raw, "zeroeval", lambda task, model: f"zeroeval/result_dirs/{task}/{model}.json")
     # The rendered prompt is the same for every model: count each distinct prompt once.
     prompts = raw["prompt"].drop_duplicates()
-    raw["in_tokens"] = raw["prompt"].map(pd.Series(_count_many(prompts.tolist()), index=prompts.values))
+    raw["in_tokens"] = raw["prompt"].map(pd.Series(count_many(prompts.tolist()), index=prompts.values))
     raw = raw.drop(columns="prompt")
     raw.attrs["coverage"] = coverage
     return raw
@@ -214,7 +214,7 @@ def _mmlu_rows(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _mmlu_raw(data_dir: Path) -> pd.DataFrame:
+def mmlu_raw(data_dir: Path) -> pd.DataFrame:
     """MMLU-Pro rows for the questions every model answered, asked the same way (ungraded)."""
     files = sorted((data_dir / "mmlu-pro" / "eval_results").glob("model_outputs_*_5shots.zip"))
     if not files:
@@ -236,7 +236,7 @@ def _mmlu_raw(data_dir: Path) -> pd.DataFrame:
     text = pd.Series([_mmlu_question(q, o) for q, o in zip(questions["q"], questions["options"])],
                      index=questions.index)
     raw["question"] = raw["uid"].map(text)
-    raw["in_tokens"] = raw["uid"].map(pd.Series(_count_many(text.tolist()), index=text.index)) \
+    raw["in_tokens"] = raw["uid"].map(pd.Series(count_many(text.tolist()), index=text.index)) \
         + MMLU_PRO_FEWSHOT_TOKENS
     raw["source"] = "mmlu-pro"
     raw = raw.drop(columns=["uid", "q", "options"])
@@ -279,7 +279,8 @@ def pickle_allowed(allow_pickle: bool | None = None) -> bool:
     return os.environ.get(PICKLE_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
-def _routerbench_pickles(data_dir: Path) -> list[Path]:
+def routerbench_pickles(data_dir: Path) -> list[Path]:
+    """RouterBench's recorded pickle, in either place the download step or a user may have put it."""
     return [p for p in (data_dir / "routerbench" / "routerbench_0shot.pkl", data_dir / "routerbench_0shot.pkl")
             if p.is_file()]
 
@@ -292,7 +293,7 @@ def _routerbench_files(data_dir: Path, allow_pickle: bool | None = None) -> list
     """
     root = data_dir / "routerbench"
     files = sorted((root / "routerbench_zs").glob("*.csv"))
-    pickles = _routerbench_pickles(data_dir)
+    pickles = routerbench_pickles(data_dir)
     if pickles and not pickle_allowed(allow_pickle):
         log.warning("%s: skipped: unpickling runs code from the file. If you downloaded it yourself from "
                     "RouterBench, pass --allow-pickle (or set %s=1) to read it", ", ".join(map(str, pickles)),
@@ -325,7 +326,7 @@ def _routerbench_frame(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _routerbench_raw(data_dir: Path, allow_pickle: bool | None = None) -> pd.DataFrame:
+def routerbench_raw(data_dir: Path, allow_pickle: bool | None = None) -> pd.DataFrame:
     """RouterBench rows (one per prompt and model) after dropping blank scores and duplicate prompts."""
     wide = pd.concat([_routerbench_frame(p) for p in _routerbench_files(data_dir, allow_pickle)], ignore_index=True)
     models = [c for c in wide.columns if f"{c}|model_response" in wide.columns]
@@ -348,23 +349,23 @@ def _routerbench_raw(data_dir: Path, allow_pickle: bool | None = None) -> pd.Dat
     base = pd.DataFrame({"task": [t for t, _ in task_cat], "category": [c for _, c in task_cat],
                          "question": wide["prompt"].to_numpy()})
     base["query_id"] = "routerbench/" + base["task"] + "/" + ids.to_numpy()
-    base["in_tokens"] = _count_many(base["question"].tolist())
+    base["in_tokens"] = count_many(base["question"].tolist())
     frames = [base.assign(model=m, response=wide[f"{m}|model_response"].map(_unlist).to_numpy(),
                           correct=scores.loc[wide.index, m].to_numpy(float),
                           usd=costs.loc[wide.index, f"{m}|total_cost"].to_numpy(float)) for m in models]
     raw = pd.concat(frames, ignore_index=True)
     raw["source"], raw["gold"] = "routerbench", None
-    raw["out_tokens"] = _count_many(raw["response"].tolist())
+    raw["out_tokens"] = count_many(raw["response"].tolist())
     raw.attrs["dropped"] = stats
     return raw
 
 
 # ---------------------------------------------------------------- every source
 # source -> its reader: the data directory's files as raw rows (`build` grades and prices them)
-READERS = {"zeroeval": _zeroeval_raw, "mmlu-pro": _mmlu_raw, "routerbench": _routerbench_raw}
+READERS = {"zeroeval": zeroeval_raw, "mmlu-pro": mmlu_raw, "routerbench": routerbench_raw}
 
 
-def _data_dir(data_dir) -> Path:
+def data_dir_or_default(data_dir) -> Path:
     """The data directory (argument or $XROUTER_LITE_DATA), failing loudly when missing."""
     from xrouter_lite.profiles import resolve_data_dir
 

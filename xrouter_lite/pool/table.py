@@ -24,7 +24,8 @@ from xrouter_lite.errors import UsageError
 from xrouter_lite.pool.build import _build, _conform
 from xrouter_lite.pool.core import prices_fingerprint
 from xrouter_lite.pool.costs import reprice
-from xrouter_lite.pool.readers import PARTIAL_WARN_SHARE, SOURCES, _data_dir, _routerbench_pickles, pickle_allowed
+from xrouter_lite.pool.readers import (PARTIAL_WARN_SHARE, SOURCES, data_dir_or_default, pickle_allowed,
+                                       routerbench_pickles)
 from xrouter_lite.profiles import resolve_cache_dir
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def _cache_key(data_dir: Path, source: str, allow_pickle: bool | None = None) ->
     root = data_dir / source  # each source's files live in a folder of its name
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".json", ".zip", ".csv", ".pkl"})
     if source == "routerbench":  # a pickle beside the folder counts too, and whether it may be read
-        files = sorted(set(files) | set(_routerbench_pickles(data_dir)))
+        files = sorted(set(files) | set(routerbench_pickles(data_dir)))
     stats = [(str(p.relative_to(data_dir)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     here = Path(__file__).parent
     code = b"".join((here / name).read_bytes() for name in TABLE_CODE if (here / name).is_file())
@@ -162,7 +163,7 @@ def load_table(data_dir=None, sources=None, cache_dir=_USE_DEFAULT_CACHE, reason
     `attrs["grader_errors"]` = {"task/model": n}, `attrs["build"]` = {source: its full build report}.
     `allow_pickle` (default: ${PICKLE_ENV}) lets RouterBench read a routerbench_0shot.pkl: unpickling runs code.
     """
-    data_dir = _data_dir(data_dir)
+    data_dir = data_dir_or_default(data_dir)
     cache_dir = str(resolve_cache_dir()) if cache_dir is _USE_DEFAULT_CACHE else cache_dir
     chosen = list(SOURCES) if sources is None else [sources] if isinstance(sources, str) else list(sources)
     unknown = [s for s in chosen if s not in SOURCES]
