@@ -12,9 +12,10 @@ the cheaper model; one that does not stays at the label's base rate whatever the
 
 Measured (1 thread): the defaults (the cpu profile's router size, hidden 128, at lr 1e-3) move P(alpha) from 0.0015
 to 0.9999 when alpha becomes the cheaper one; the loss leaves its plateau near step 350. Hidden 64 at lr 3e-3 for 800
-steps (2 or 4 layers) never leaves the plateau: its call is the same to five decimals whatever the prices, the tools'
-order or the query (it predicts the label's base rate); hidden 128 at lr 3e-3 for 3000 steps diverged. Reading a price means
-binding a tier to the tool name written before it, a two-step circuit a tiny model forms only after many steps.
+steps (2 or 4 layers) never leaves the plateau: its call is the same to five decimals whatever the prices, the
+tools' order or the query (it predicts the label's base rate); hidden 128 at lr 3e-3 for 3000 steps diverged. Reading
+a price means binding a tier to the tool name written before it, a two-step circuit a tiny model forms only after many
+steps.
 """
 
 from __future__ import annotations

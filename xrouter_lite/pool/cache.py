@@ -120,7 +120,8 @@ class ResponseCache:
         """This thread's connection (reopened after a fork: a connection must not cross processes)."""
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
-            conn = open_db(self.path, self.busy_timeout_s, schema=_SCHEMA)  # durable: a paid answer must survive a power cut
+            # durable (the default): a paid answer must survive a power cut
+            conn = open_db(self.path, self.busy_timeout_s, schema=_SCHEMA)
             self._local.conn, self._local.pid = conn, os.getpid()
             with self._lock:
                 self._conns.append(conn)
