@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from xrouter_lite.profiles import (CACHE_ENV, DATA_ENV, OFFLINE_ENV, PARTIAL, RUNS_ENV, RUNS_ROOT_ENV, DataNotFound,
@@ -180,3 +182,14 @@ def test_a_notebook_shows_the_message_not_a_traceback(tmp_path, monkeypatch):
     (lines,) = shown
     text = "\n".join(lines)
     assert text.startswith("DataNotFound: no recorded data") and len(text.splitlines()) <= 3
+
+
+def test_the_cpu_profile_trains_mmlu_pro_with_fewer_steps_and_zeroeval_as_listed():
+    """MMLU-Pro's prompts are 2.7x longer, so the cpu series sizes its training by tokens, not steps."""
+    cpu, mmlu = get_profile("cpu"), get_profile("cpu", source="mmlu-pro")
+    assert get_profile("cpu", source="zeroeval") == cpu
+    assert mmlu.grpo.steps < cpu.grpo.steps and mmlu.sft.full_steps < cpu.sft.full_steps
+    assert mmlu.for_source("mmlu-pro") == mmlu  # applying it twice changes nothing
+    assert (mmlu.grpo.learning_rate, mmlu.sft.full_lr) == (cpu.grpo.learning_rate, cpu.sft.full_lr)
+    with pytest.raises(ValueError, match="per_source.*'eval'"):
+        replace(cpu, per_source={"x": {"eval": {}}}).for_source("x")

@@ -11,7 +11,7 @@ Notebooks and scripts read every size from here, so a profile is changed in one 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from xrouter_lite.pool import upstream
@@ -180,6 +180,12 @@ SFT_CPU = SFTSettings(full_steps=2000, full_lr=1e-3, lora_steps=60, lambda_grid=
                       held_out=("claude-3-haiku-20240307",), eval_queries=CPU_VALIDATION_QUERIES)
 SFT_GPU = SFTSettings(full_steps=0, lora_steps=300, lora_lr=2e-4, batch_size=4, save_steps=100, tool_result_chars=256)
 
+# cpu on MMLU-Pro: its questions (ten options each) are 2.7x longer in router tokens than ZeroEval's (263 vs 99), so a
+# GRPO step takes ~2x as long (11.7-13.8 s vs 6.4 s) and an SFT step ~1.3x; with ZeroEval's step counts the series
+# took 34.4 min (run cpu-20261207-112547). Training is sized by tokens instead: about the same training tokens (so
+# about the same minutes) as the ZeroEval series, i.e. 36 GRPO steps and 1,400 full-parameter SFT steps.
+CPU_MMLU_PRO = {"sft": {"full_steps": 1400}, "grpo": {"steps": 36}}
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -193,6 +199,19 @@ class Profile:
     time_budget_min: int = 30  # the whole series should finish within this on the profile's machine
     grpo: GRPOSettings = GRPOSettings()  # notebook 03's RL stage
     sft: SFTSettings = SFTSettings()  # notebook 02's SFT warm-up
+    # {source: {"sft": {field: value}, "grpo": {...}}}: what this profile changes for a source whose prompts cost
+    # more per step (applied by `for_source`; notebooks 02-04 and the runner ask for their SOURCE's profile)
+    per_source: dict = field(default_factory=dict)
+
+    def for_source(self, source: str | None) -> "Profile":
+        """This profile as it trains on `source`: `per_source[source]`'s SFT and GRPO fields applied (idempotent)."""
+        changes = self.per_source.get(source or "", {})
+        unknown = set(changes) - {"sft", "grpo"}
+        if unknown:
+            raise ValueError(f"profile {self.name!r}: per_source[{source!r}] may change 'sft' and 'grpo', "
+                             f"not {sorted(unknown)}")
+        return replace(self, sft=replace(self.sft, **changes.get("sft", {})),
+                       grpo=replace(self.grpo, **changes.get("grpo", {}))) if changes else self
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -205,18 +224,21 @@ PROFILES: dict[str, Profile] = {
                      sft=SFT_SMOKE),
     # A laptop CPU, the default: a few thousand queries, <= 30 minutes, and it must show learning.
     "cpu": Profile(name="cpu", router_model="tiny", load_in_4bit=False,
-                   max_queries_per_task=None, time_budget_min=30, grpo=GRPO_CPU, sft=SFT_CPU),
+                   max_queries_per_task=None, time_budget_min=30, grpo=GRPO_CPU, sft=SFT_CPU,
+                   per_source={"mmlu-pro": CPU_MMLU_PRO}),
     # Colab T4/L4 or A100: a real Hub model in 4-bit with LoRA (QLoRA). Runtimes are estimates until measured.
     "gpu": Profile(name="gpu", router_model="Qwen/Qwen2.5-1.5B-Instruct", load_in_4bit=True,
                    max_queries_per_task=None, time_budget_min=60, grpo=GRPO_GPU, sft=SFT_GPU),
 }
 
 
-def get_profile(name: str, **overrides) -> Profile:
-    """The named profile, optionally with some fields overridden; a clear error for an unknown name."""
+def get_profile(name: str, source: str | None = None, **overrides) -> Profile:
+    """The named profile as it trains on `source` (`Profile.for_source`), optionally with some fields overridden;
+    a clear error for an unknown name."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
-    return replace(PROFILES[name], **overrides) if overrides else PROFILES[name]
+    prof = PROFILES[name].for_source(source)
+    return replace(prof, **overrides) if overrides else prof
 
 
 def checkout_root() -> Path | None:

@@ -116,7 +116,7 @@ def run_notebooks(profile: str, notebooks_dir: str | os.PathLike = "notebooks",
     import papermill as pm
     from tqdm.auto import tqdm
 
-    prof = get_profile(profile)
+    prof = get_profile(profile, source=source)
     notebooks = list_notebooks(notebooks_dir)
     if only:
         notebooks = [p for p in notebooks if any(p.name.startswith(o) for o in only)]
