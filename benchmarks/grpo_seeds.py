@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
                                             training_rows, zero_variance_share)
     from xrouter_lite.training.modeling import load_saved_router
 
-    prof = get_profile(args.profile)
+    prof = get_profile(args.profile, source=args.source)
     settings = replace(prof.grpo, steps=args.steps or prof.grpo.steps, lam=args.lam or prof.grpo.lam)
     cache = Path(os.environ.get("XROUTER_LITE_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
     table = add_splits(load_table(resolve_data_dir(args.data), sources=[args.source], cache_dir=cache, progress=False))

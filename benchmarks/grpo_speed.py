@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    prof = get_profile(args.profile)
+    prof = get_profile(args.profile, source=args.source)
     info = json.loads((args.router / "router.json").read_text())
     s = settings_for_sft(replace(prof.grpo, steps=args.steps, save_steps=10**6), info)
     pool = ReplayPool(add_splits(load_table(resolve_data_dir(args.data), sources=[args.source], progress=False)))
