@@ -87,7 +87,7 @@ class GRPOSettings:
     #                                  λ-conditioned router); off in cpu, where those 3 x sweep_steps steps are ~9 min
     conditioned_lr: float = 1e-4  # the λ-conditioned router of that section (rows draw λ from the SFT router's grid):
     #                              measured, 5e-4 collapsed it onto one cheap model at every λ, 1e-4 did not
-    #                              (benchmarks/grpo_variants.py)
+    #                              (benchmarks/grpo_variants.py); cpu uses 2e-4 (GRPO_CPU says why)
     eval_queries: int | None = None  # validation queries the routers are evaluated on (None = all); full pool
     sweep_eval_queries: int | None = None  # of those, the ones each lambda's router is evaluated on (None = all)
 
@@ -104,9 +104,14 @@ GRPO_SMOKE = GRPOSettings(steps=4, prompts_per_step=2, num_generations=4, max_po
 # Validation is for choosing, so cpu evaluates on at most this many validation queries (spread over tasks): all of
 # ZeroEval's 281, 400 of MMLU-Pro's 1,197 (all 1,197 cost ~4 of the series' 30 minutes). Test stays whole.
 CPU_VALIDATION_QUERIES = 400
-GRPO_CPU = GRPOSettings(steps=60, prompts_per_step=8, num_generations=8, learning_rate=5e-4, max_pool=4,
+# cpu learning rates, chosen on validation (281 queries, from the SFT router trained at full_lr 1e-3; commands in
+# benchmarks/grpo_variants.py). Main router (λ = 10): 5e-4 moved seed 0 (+2.5 reward points over SFT) but collapsed seeds
+# 1 and 2 onto cheap models (-7 points, test); 1e-4 kept both (-0.1, +0.4); 2e-4 kept seed 1 and gained (+1.6: 0.834 vs
+# 0.818). Conditioned router (60 steps over the grid): AIQ over the 7 λ 0.848 (SFT) -> 0.850 at 1e-4, 0.855 at 2e-4,
+# which is what stops it escalating to o1-mini at λ = 100 ($0.0048 -> $0.0001 per query; MLP's AIQ: 0.871).
+GRPO_CPU = GRPOSettings(steps=60, prompts_per_step=8, num_generations=8, learning_rate=2e-4, max_pool=4,
                         max_completion_length=320, save_steps=20, sweep_steps=20, eval_queries=CPU_VALIDATION_QUERIES,
-                        sweep_eval_queries=120, per_lambda_routers=False)
+                        sweep_eval_queries=120, per_lambda_routers=False, conditioned_lr=2e-4)
 GRPO_GPU = GRPOSettings(steps=150, prompts_per_step=4, num_generations=8, micro_batch=8, learning_rate=5e-5,
                         lora_r=16, max_pool=None, max_completion_length=768, turn_tokens=192, max_tool_chars=256,
                         save_steps=25, sweep_steps=60)
