@@ -110,8 +110,8 @@ def validation_aiq(rows: list[dict], pool, source: str, val) -> dict:
     baselines = evaluate_all(["mlp", "knn"], query_frame(pool, train), query_frame(pool, val), pool)
     points = {r["router"]: _points(r) for r in baselines if r.get("router") in ("mlp", "knn")}
     points["sweep"] = [(r["usd_per_query"], r["accuracy"]) for r in rows]
-    c_max = max(c for pts in points.values() for c, _ in pts)
-    return {"split": "validation", "c_max": c_max} | {f"aiq_{k}": round(M.aiq(v, c_max), 4) for k, v in points.items()}
+    c_max = max(c for pts in points.values() for c, _ in pts)  # the window aiq_table shares, printed with it
+    return {"split": "validation", "c_max": c_max} | {f"aiq_{k}": round(v, 4) for k, v in M.aiq_table(points).items()}
 
 
 if __name__ == "__main__":
