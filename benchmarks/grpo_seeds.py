@@ -2,6 +2,7 @@
 
     python benchmarks/grpo_seeds.py --data ../shared/data                       # cpu profile, seeds 0 1 2
     python benchmarks/grpo_seeds.py --data ../shared/data --sft runs/cpu-.../artifacts/router_sft
+    python benchmarks/grpo_seeds.py --data ../shared/data --sft ... --split validation --set agent_share=0.8  # a variant
     nohup python benchmarks/grpo_seeds.py --data ../shared/data > grpo_seeds.log 2>&1 &   # it takes a while
 
 Every seed starts from the **same** SFT router (`--sft`, else one is trained here once with the profile's SFT
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, default=Path("runs/grpo_seeds"))
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 on a busy machine")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a GRPOSettings field, e.g. --set agent_share=0.8 (repeatable)")
     args = p.parse_args(argv)
 
     import torch
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     from xrouter_lite.pool.core import ReplayPool
     from xrouter_lite.pool.splits import add_splits
     from xrouter_lite.pool.table import load_table
-    from xrouter_lite.profiles import get_profile, resolve_data_dir
+    from xrouter_lite.profiles import get_profile, resolve_data_dir, with_settings
     from xrouter_lite.routing.baselines import evaluate_all
     from xrouter_lite.routing.metrics import hull_value, verdict_hull
     from xrouter_lite.routing.verdicts import Outcomes, Singles
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     from xrouter_lite.training.modeling import load_saved_router
 
     prof = get_profile(args.profile, source=args.source)
-    settings = replace(prof.grpo, steps=args.steps or prof.grpo.steps, lam=args.lam or prof.grpo.lam)
+    settings = replace(with_settings(prof.grpo, args.set), steps=args.steps or prof.grpo.steps, lam=args.lam or prof.grpo.lam)
     cache = Path(os.environ.get("XROUTER_LITE_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
     table = add_splits(load_table(resolve_data_dir(args.data), sources=[args.source], cache_dir=cache, progress=False))
     pool = ReplayPool(table)

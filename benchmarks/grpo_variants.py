@@ -2,6 +2,8 @@
 
     python benchmarks/grpo_variants.py --data ../shared/data --sft runs/latest/artifacts/router_sft --lr 5e-4
     python benchmarks/grpo_variants.py --data ../shared/data --sft runs/latest/artifacts/router_sft --lr 1e-4 --conditioned
+    python benchmarks/grpo_variants.py --data ../shared/data --sft runs/latest/artifacts/router_sft --lr 2e-4 \
+        --set num_iterations=2 --name two-updates        # any GRPOSettings field, read as a Python literal
 
 A variant is a learning rate and whether the rows draw their cost weight from the SFT router's λ grid
 (`--conditioned`: one router for every budget) or all train at the profile's λ (told it in the prompt). It trains the
@@ -44,6 +46,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a busy 2-core machine)")
     p.add_argument("--grid", action="store_true", help="evaluate at every λ of the SFT grid; print AIQ vs MLP/kNN")
     p.add_argument("--no-train", action="store_true", help="evaluate the SFT router itself (no GRPO)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a GRPOSettings field, e.g. --set agent_share=0.8 (repeatable)")
+    p.add_argument("--name", default="", help="the variant's name (default: from the learning rate and --conditioned)")
     args = p.parse_args(argv)
     if not args.no_train and args.lr <= 0:
         p.error("--lr is required (a positive GRPO learning rate) unless --no-train")
@@ -54,7 +59,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from xrouter_lite.pool.core import ReplayPool
     from xrouter_lite.pool.splits import add_splits
     from xrouter_lite.pool.table import load_table
-    from xrouter_lite.profiles import get_profile, resolve_cache_dir, resolve_data_dir
+    from xrouter_lite.profiles import get_profile, resolve_cache_dir, resolve_data_dir, with_settings
     from xrouter_lite.training.evaluation import evaluate_lm_router
     from xrouter_lite.training.grpo import (grpo_router_info, settings_for_sft, train_grpo, training_rows,
                                             zero_variance_share)
@@ -65,8 +70,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.conditioned and len(grid) < 2:
         p.error(f"--conditioned needs an SFT router trained over a λ grid; {args.sft}/router.json has {list(grid)}")
     prof = get_profile(args.profile)
-    s = settings_for_sft(replace(prof.grpo, learning_rate=args.lr, steps=args.steps or prof.grpo.steps,
-                                 lambda_grid=grid if args.conditioned else ()), info)
+    s = settings_for_sft(replace(with_settings(prof.grpo, args.set), learning_rate=args.lr,
+                                 steps=args.steps or prof.grpo.steps, lambda_grid=grid if args.conditioned else ()),
+                         info)
     source = info.get("source", "zeroeval")
     pool = ReplayPool(add_splits(load_table(resolve_data_dir(args.data), sources=[source],
                                             cache_dir=resolve_cache_dir(), progress=False)))
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         name, out = "SFT router", args.sft
     else:
         rows, _ = training_rows(pool, pool.queries(split="train", source=source), s, seed=prof.seed)
-        name = f"{'conditioned' if args.conditioned else f'fixed λ={s.lam:g}'}, lr {args.lr:g}"
+        name = args.name or f"{'conditioned' if args.conditioned else f'fixed λ={s.lam:g}'}, lr {args.lr:g}"
         out = args.out / name.replace(" ", "").replace(",", "_").replace("=", "")
         start = time.perf_counter()
         log = train_grpo(str(args.sft), None, rows, pool, out, s, seed=prof.seed, progress=False,

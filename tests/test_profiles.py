@@ -8,7 +8,7 @@ import pytest
 
 from xrouter_lite.profiles import (CACHE_ENV, DATA_ENV, OFFLINE_ENV, PARTIAL, RUNS_ENV, RUNS_ROOT_ENV, DataNotFound,
                                    artifacts_dir, checkout_root, example_pool_config, get_profile, latest_run,
-                                   new_run_dir, resolve_cache_dir, resolve_data_dir, runs_root)
+                                   new_run_dir, resolve_cache_dir, resolve_data_dir, runs_root, with_settings)
 
 
 def _checkout(tmp_path, monkeypatch, shared: bool = False, upstream: bool = False):
@@ -195,3 +195,15 @@ def test_the_cpu_profile_trains_mmlu_pro_with_fewer_steps_and_zeroeval_as_listed
     assert (mmlu.grpo.learning_rate, cpu.grpo.learning_rate) == (5e-4, 2e-4)
     with pytest.raises(ValueError, match="per_source.*'eval'"):
         replace(cpu, per_source={"x": {"eval": {}}}).for_source("x")
+
+
+def test_benchmark_overrides_change_named_fields_and_name_a_typo():
+    """`--set KEY=VALUE` in the GRPO benchmarks: literals become typed fields; a typo lists the real ones."""
+    grpo = get_profile("cpu").grpo
+    changed = with_settings(grpo, ["agent_share=0.8", "lambda_grid=(1.0, 10.0)", "max_pool=None"])
+    assert (changed.agent_share, changed.lambda_grid, changed.max_pool) == (0.8, (1.0, 10.0), None)
+    assert with_settings(grpo, []) is grpo
+    with pytest.raises(ValueError, match="agent_shar.*full_pool_share"):
+        with_settings(grpo, ["agent_shar=0.8"])
+    with pytest.raises(ValueError, match="not a Python literal"):
+        with_settings(grpo, ["agent_share=high"])

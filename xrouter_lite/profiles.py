@@ -247,6 +247,26 @@ def get_profile(name: str, source: str | None = None, **overrides) -> Profile:
     return replace(prof, **overrides) if overrides else prof
 
 
+def with_settings(settings, pairs: list[str] | tuple = ()):
+    """`settings` (a GRPOSettings or SFTSettings) with `KEY=VALUE` pairs applied, values read as Python literals
+    ("agent_share=0.8", "lambda_grid=(1.0, 10.0)"); a clear error names an unknown field or an unreadable value."""
+    import ast
+    from dataclasses import fields
+
+    known = {f.name for f in fields(settings)}
+    changes = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key.strip() not in known:
+            raise ValueError(f"--set {pair!r}: expected KEY=VALUE with KEY one of {type(settings).__name__}'s "
+                             f"fields ({', '.join(sorted(known))})")
+        try:
+            changes[key.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError) as err:
+            raise ValueError(f"--set {pair!r}: {text!r} is not a Python literal ({err})") from None
+    return replace(settings, **changes) if changes else settings
+
+
 def checkout_root() -> Path | None:
     """The repository checkout we run in (the nearest folder up from here with pyproject.toml), else the
     checkout this package is installed from (an editable install run from elsewhere, e.g. a temporary
