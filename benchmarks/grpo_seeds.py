@@ -2,7 +2,7 @@
 
     python benchmarks/grpo_seeds.py --data ../shared/data                       # cpu profile, seeds 0 1 2
     python benchmarks/grpo_seeds.py --data ../shared/data --sft runs/cpu-.../artifacts/router_sft
-    python benchmarks/grpo_seeds.py --data ../shared/data --sft ... --split validation --set agent_share=0.8  # a variant
+    python benchmarks/grpo_seeds.py --data ../shared/data --sft ... --split validation --set agent_share=0.8  # variant
     nohup python benchmarks/grpo_seeds.py --data ../shared/data > grpo_seeds.log 2>&1 &   # it takes a while
 
 Every seed starts from the **same** SFT router (`--sft`, else one is trained here once with the profile's SFT
@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> dict:
     from xrouter_lite.training.modeling import load_saved_router
 
     prof = get_profile(args.profile, source=args.source)
-    settings = replace(with_settings(prof.grpo, args.set), steps=args.steps or prof.grpo.steps, lam=args.lam or prof.grpo.lam)
+    settings = replace(with_settings(prof.grpo, args.set), steps=args.steps or prof.grpo.steps,
+                       lam=args.lam or prof.grpo.lam)
     cache = Path(os.environ.get("XROUTER_LITE_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
     table = add_splits(load_table(resolve_data_dir(args.data), sources=[args.source], cache_dir=cache, progress=False))
     pool = ReplayPool(table)
