@@ -95,7 +95,9 @@ def cost_line(lam: float) -> str:
 
     Measured: placed at the end of the system prompt (~500 tokens before the first call), a tiny 2-layer router
     ignored it (its first-call distribution moved by a total variation of 0.0003 between λ = 1 and 1000 after 2000
-    SFT steps); right before the decision it moved by 0.56 after 600 steps (notebook 02 explains).
+    SFT steps); right before the decision it moved by 0.56 after 600 steps (notebook 02 explains). Restated once
+    more right before each answer note (a later decision: escalate or not), it made the λ=100 router escalate less
+    ($0.0047 -> $0.0022 per query, validation) but the λ=1000 router escalate too ($0.0002 -> $0.0025): not kept.
     """
     if not (math.isfinite(lam) and lam >= 0):
         raise ValueError(f"the cost weight must be a finite number >= 0, got {lam!r}")
