@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 on a busy machine")
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="change a GRPOSettings field, e.g. --set agent_share=0.8 (repeatable)")
+                   help="change a GRPOSettings field (value read as YAML), e.g. --set agent_share=0.8 (repeatable)")
     args = p.parse_args(argv)
 
     import torch

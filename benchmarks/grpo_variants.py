@@ -3,7 +3,7 @@
     python benchmarks/grpo_variants.py --data ../shared/data --sft runs/latest/artifacts/router_sft --lr 5e-4
     python benchmarks/grpo_variants.py --data ../shared/data --sft runs/latest/artifacts/router_sft --lr 1e-4 --conditioned
     python benchmarks/grpo_variants.py --data ../shared/data --sft runs/latest/artifacts/router_sft --lr 2e-4 \
-        --set num_iterations=2 --name two-updates        # any GRPOSettings field, read as a Python literal
+        --set num_iterations=2 --name two-updates        # any GRPOSettings field, value read as YAML
 
 A variant is a learning rate and whether the rows draw their cost weight from the SFT router's λ grid
 (`--conditioned`: one router for every budget) or all train at the profile's λ (told it in the prompt). It trains the
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--grid", action="store_true", help="evaluate at every λ of the SFT grid; print AIQ vs MLP/kNN")
     p.add_argument("--no-train", action="store_true", help="evaluate the SFT router itself (no GRPO)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="change a GRPOSettings field, e.g. --set agent_share=0.8 (repeatable)")
+                   help="change a GRPOSettings field (value read as YAML), e.g. --set agent_share=0.8 (repeatable)")
     p.add_argument("--name", default="", help="the variant's name (default: from the learning rate and --conditioned)")
     args = p.parse_args(argv)
     if not args.no_train and args.lr <= 0:

@@ -198,12 +198,15 @@ def test_the_cpu_profile_trains_mmlu_pro_with_fewer_steps_and_zeroeval_as_listed
 
 
 def test_benchmark_overrides_change_named_fields_and_name_a_typo():
-    """`--set KEY=VALUE` in the GRPO benchmarks: literals become typed fields; a typo lists the real ones."""
+    """`--set KEY=VALUE` in the GRPO benchmarks reads values as the runner's --set does (YAML) into typed fields; a
+    typo lists the real fields and a wrong type is named."""
     grpo = get_profile("cpu").grpo
-    changed = with_settings(grpo, ["agent_share=0.8", "lambda_grid=(1.0, 10.0)", "max_pool=None"])
-    assert (changed.agent_share, changed.lambda_grid, changed.max_pool) == (0.8, (1.0, 10.0), None)
+    changed = with_settings(grpo, ["agent_share=0.8", "lambda_grid=[1.0, 10.0]", "max_pool=null", "lam=30"])
+    assert (changed.agent_share, changed.lambda_grid, changed.max_pool, changed.lam) == (0.8, (1.0, 10.0), None, 30)
     assert with_settings(grpo, []) is grpo
     with pytest.raises(ValueError, match="agent_shar.*full_pool_share"):
         with_settings(grpo, ["agent_shar=0.8"])
-    with pytest.raises(ValueError, match="not a Python literal"):
+    with pytest.raises(ValueError, match="agent_share='high': expected a float"):
         with_settings(grpo, ["agent_share=high"])
+    with pytest.raises(ValueError, match="expected NAME=VALUE"):
+        with_settings(grpo, ["agent_share"])

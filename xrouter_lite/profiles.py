@@ -253,22 +253,25 @@ def get_profile(name: str, source: str | None = None, **overrides) -> Profile:
 
 
 def with_settings(settings, pairs: list[str] | tuple = ()):
-    """`settings` (a GRPOSettings or SFTSettings) with `KEY=VALUE` pairs applied, values read as Python literals
-    ("agent_share=0.8", "lambda_grid=(1.0, 10.0)"); a clear error names an unknown field or an unreadable value."""
-    import ast
+    """`settings` (a GRPOSettings or SFTSettings) with `--set KEY=VALUE` pairs applied, each value read as YAML like
+    the notebooks runner's `--set` ("agent_share=0.8", "lambda_grid=[1, 10]", "max_pool=null"); a clear error names
+    an unknown field or a value of the wrong type."""
     from dataclasses import fields
 
-    known = {f.name for f in fields(settings)}
-    changes = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or key.strip() not in known:
-            raise ValueError(f"--set {pair!r}: expected KEY=VALUE with KEY one of {type(settings).__name__}'s "
-                             f"fields ({', '.join(sorted(known))})")
-        try:
-            changes[key.strip()] = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError) as err:
-            raise ValueError(f"--set {pair!r}: {text!r} is not a Python literal ({err})") from None
+    from xrouter_lite.runner import parse_settings
+
+    defaults = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    changes = parse_settings(list(pairs))
+    for key, value in changes.items():
+        if key not in defaults:
+            raise ValueError(f"--set {key}: not a field of {type(settings).__name__}; its fields are "
+                             + ", ".join(sorted(defaults)))
+        default = defaults[key]
+        if isinstance(default, tuple) and isinstance(value, list):
+            changes[key] = value = tuple(value)  # YAML has lists; the settings keep tuples (frozen, hashable)
+        numeric = isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)
+        if default is not None and value is not None and not numeric and type(value) is not type(default):
+            raise ValueError(f"--set {key}={value!r}: expected a {type(default).__name__} like the default {default!r}")
     return replace(settings, **changes) if changes else settings
 
 
