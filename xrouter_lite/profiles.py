@@ -252,13 +252,26 @@ def get_profile(name: str, source: str | None = None, **overrides) -> Profile:
     return replace(prof, **overrides) if overrides else prof
 
 
+def parse_settings(pairs: list[str] | None) -> dict:
+    """--set NAME=VALUE pairs as {NAME: value}, each value read as YAML (False, 120, [1, 10], text), like papermill -p."""
+    import yaml
+
+    from xrouter_lite.errors import UsageError
+
+    out = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--set {pair!r}: expected NAME=VALUE, e.g. --set LAMBDA_SWEEP=false")
+        out[name.strip()] = yaml.safe_load(value)
+    return out
+
+
 def with_settings(settings, pairs: list[str] | tuple = ()):
     """`settings` (a GRPOSettings or SFTSettings) with `--set KEY=VALUE` pairs applied, each value read as YAML like
     the notebooks runner's `--set` ("agent_share=0.8", "lambda_grid=[1, 10]", "max_pool=null"); a clear error names
     an unknown field or a value of the wrong type."""
     from dataclasses import fields
-
-    from xrouter_lite.runner import parse_settings
 
     defaults = {f.name: getattr(settings, f.name) for f in fields(settings)}
     changes = parse_settings(list(pairs))

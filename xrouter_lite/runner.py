@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from xrouter_lite.profiles import RUNS_ENV, get_profile, new_run_dir, resolve_data_dir, runs_root, set_latest
+from xrouter_lite.profiles import (RUNS_ENV, get_profile, new_run_dir, parse_settings, resolve_data_dir, runs_root,
+                                   set_latest)
 
 ROUTER_RESULTS = "router_results.jsonl"  # inside artifacts/: one JSON object per evaluated router
 SUMMARY_SECTIONS = "summary_sections"  # inside artifacts/: one <name>.json per extra section of summary.json
@@ -184,21 +185,6 @@ def check_settings(settings: dict, declared: dict[str, set]) -> None:
         if name not in known:
             raise UsageError(f"--set {name}: no notebook of this series has a parameter {name}; they have: "
                              + ", ".join(sorted(known - set(RUNNER_PARAMETERS))))
-
-
-def parse_settings(pairs: list[str] | None) -> dict:
-    """--set NAME=VALUE pairs as {NAME: value}, each value read as YAML (False, 120, [1, 10], text), like papermill -p."""
-    import yaml
-
-    from xrouter_lite.errors import UsageError
-
-    out = {}
-    for pair in pairs or []:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"--set {pair!r}: expected NAME=VALUE, e.g. --set LAMBDA_SWEEP=false")
-        out[name.strip()] = yaml.safe_load(value)
-    return out
 
 
 def resumable(run_dir: str | os.PathLike, profile: str, source: str | None,
