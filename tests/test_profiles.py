@@ -203,6 +203,7 @@ def test_benchmark_overrides_change_named_fields_and_name_a_typo():
     grpo = get_profile("cpu").grpo
     changed = with_settings(grpo, ["agent_share=0.8", "lambda_grid=[1.0, 10.0]", "max_pool=null", "lam=30"])
     assert (changed.agent_share, changed.lambda_grid, changed.max_pool, changed.lam) == (0.8, (1.0, 10.0), None, 30)
+    assert with_settings(grpo, ["learning_rate=5e-4"]).learning_rate == 5e-4  # YAML 1.1 alone reads "5e-4" as text
     assert with_settings(grpo, []) is grpo
     with pytest.raises(ValueError, match="agent_shar.*full_pool_share"):
         with_settings(grpo, ["agent_shar=0.8"])

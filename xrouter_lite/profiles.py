@@ -11,6 +11,7 @@ Notebooks and scripts read every size from here, so a profile is changed in one 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -252,8 +253,13 @@ def get_profile(name: str, source: str | None = None, **overrides) -> Profile:
     return replace(prof, **overrides) if overrides else prof
 
 
+# A number in exponent form without a dot ("5e-4"): YAML 1.1, which PyYAML reads, calls it a string
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def parse_settings(pairs: list[str] | None) -> dict:
-    """--set NAME=VALUE pairs as {NAME: value}, each value read as YAML (False, 120, [1, 10], text), like papermill -p."""
+    """--set NAME=VALUE pairs as {NAME: value}, each value read as YAML (False, 120, [1, 10], text), like papermill -p,
+    except that "5e-4" is the number a Python user means, not the string YAML 1.1 reads."""
     import yaml
 
     from xrouter_lite.errors import UsageError
@@ -263,7 +269,8 @@ def parse_settings(pairs: list[str] | None) -> dict:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise UsageError(f"--set {pair!r}: expected NAME=VALUE, e.g. --set LAMBDA_SWEEP=false")
-        out[name.strip()] = yaml.safe_load(value)
+        value = value.strip()
+        out[name.strip()] = float(value) if _EXPONENT_NUMBER.fullmatch(value) else yaml.safe_load(value)
     return out
 
 
