@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xrouter_lite.pool.core import Answer
 from xrouter_lite.routing.agreement import DIFFERENT, agree, final_answer, note
-from xrouter_lite.routing.protocol import format_tool_result
+from xrouter_lite.routing.protocol import cost_line, format_tool_result
 
 ANSWER = '```json\n{"reasoning": "%s", "answer": "%s"}\n```'
 
@@ -22,6 +22,14 @@ def test_note_names_the_earlier_call_with_the_same_answer():
     assert note("gsm", b, {"call_x": a}) == DIFFERENT
     assert note("gsm", c, {"call_x": a, "call_y": b}) == "Same final answer as call_y."
     assert note("gsm", "I don't know", {"call_x": a}) == ""  # nothing readable: no claim either way
+
+
+def test_a_disagreement_restates_the_cost_weight_where_the_router_decides_whom_to_pay():
+    """A λ-conditioned router reads its λ again right where it chooses whether and whom to escalate to."""
+    a, b = ANSWER % ("r", "12"), ANSWER % ("s", "13")
+    assert note("gsm", b, {"call_x": a}, lam=100.0) == DIFFERENT + cost_line(100.0)
+    assert note("gsm", b, {"call_x": b}, lam=100.0) == "Same final answer as call_x."  # nothing to decide: no restating
+    assert note("gsm", b, {}, lam=100.0) == ""
 
 
 def test_tool_results_keep_the_end_of_the_answer_and_the_note():

@@ -206,6 +206,28 @@ def test_agreement_traces_escalate_exactly_when_the_two_answers_differ(pool):
         make_trace(pool, pool.queries("train")[0], list(SPECS), plan, "simple")
 
 
+def test_a_conditioned_trace_restates_lambda_at_a_disagreement_as_the_runtime_does(pool):
+    """λ-conditioned agreement traces: the disagreement note restates the trace's λ (where the router picks whom to
+    escalate to), and replaying the trace through the runtime told the same λ gives the same conversation."""
+    from xrouter_lite.routing.agreement import DIFFERENT
+    from xrouter_lite.routing.protocol import cost_line
+    from xrouter_lite.routing.reward import RewardConfig
+    from xrouter_lite.training.traces import Plan
+
+    plan, seen = Plan(("tiny-llm", "mid-llm.2"), "big-llm"), set()
+    for q in pool.queries("train"):
+        t = make_trace(pool, q, list(SPECS), plan, "agent", tool_result_chars=40, answer_notes=True, lam=100.0)
+        second = t["messages"][4]["content"]
+        differ = second.endswith(DIFFERENT + cost_line(100.0))
+        seen.add(differ)
+        assert differ or second.endswith("Same final answer as call_tiny_llm.")
+        turns = iter([m["content"] for m in t["messages"] if m["role"] == "assistant"])
+        ep = run_episode(lambda messages, tools: next(turns), q, pool, t["allowed"], mode="agent",
+                         reward_cfg=RewardConfig(lam=100.0), max_tool_chars=40, answer_notes=True, state_lambda=True)
+        assert ep.messages == t["messages"]
+    assert seen == {True, False}
+
+
 def test_tool_results_keep_the_end_of_the_answer_in_traces(pool):
     q = pool.queries("train")[0]
     long = make_trace(pool, q, list(SPECS), "mid-llm.2", "agent", tool_result_chars=20)["messages"][3]["content"]

@@ -50,10 +50,12 @@ def agree(a: str | None, b: str | None) -> bool:
     return a is not None and a == b
 
 
-def note(task: str, text: str, earlier: Mapping[str, str]) -> str:
+def note(task: str, text: str, earlier: Mapping[str, str], lam: float | None = None) -> str:
     """The line a tool message carries about its answer: same as an earlier call's, different, or '' (no check).
 
-    `earlier` maps the tool names called before in this episode to their answers' texts, in call order.
+    `earlier` maps the tool names called before in this episode to their answers' texts, in call order. `lam` (a
+    λ-conditioned router's cost weight) is restated after "different": that is where the router decides whether,
+    and whom, to pay to settle the disagreement, ~100 tokens after the query's cost line.
     """
     if not earlier:
         return ""
@@ -63,4 +65,8 @@ def note(task: str, text: str, earlier: Mapping[str, str]) -> str:
     for tool, other in earlier.items():
         if agree(mine, final_answer(task, other)):
             return SAME.format(tool=tool)
-    return DIFFERENT
+    if lam is None:
+        return DIFFERENT
+    from xrouter_lite.routing.protocol import cost_line
+
+    return DIFFERENT + cost_line(lam)

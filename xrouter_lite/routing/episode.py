@@ -206,6 +206,7 @@ class EpisodeStepper:
         self.query, self.pool, self.allowed, self.mode, self.max_turns = query, pool, allowed, mode, max_turns
         self.reward_cfg, self.max_chars, self.max_tool_chars = reward_cfg, max_chars, max_tool_chars
         self.answer_notes = answer_notes
+        self.stated_lambda = reward_cfg.lam if state_lambda else None
         self.grader = grader or _default_grader(pool_records)
         self.count = count_tokens or default_count_tokens()
         self.episode = Episode(query.id, query.task, query.source, allowed, mode, tools=tools,
@@ -273,7 +274,8 @@ class EpisodeStepper:
             if self.answer_notes:
                 from xrouter_lite.routing.agreement import note as agreement_note
 
-                note = agreement_note(self.query.task, result.text, {tool_name(m): r.text for m, r in self.answers.items()})
+                note = agreement_note(self.query.task, result.text, {tool_name(m): r.text for m, r in self.answers.items()},
+                                      self.stated_lambda)
             self.answers[a.model] = result
             self._add(tool_message(a.model, format_tool_result(a.model, result, self.max_tool_chars, note)))
         return error

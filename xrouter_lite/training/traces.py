@@ -289,7 +289,7 @@ def make_trace(pool: ReplayPool, query: Query, allowed: Sequence[str], plan: Pla
         for m in models:
             answer = pool.call(m, query, system_prompt=prompt)
             if mode == "agent":
-                line = note(query.task, answer.text, {pool.spec(k).tool: t for k, t in texts.items()}) if answer_notes else ""
+                line = note(query.task, answer.text, {pool.spec(k).tool: t for k, t in texts.items()}, lam) if answer_notes else ""
                 messages.append(tool_message(m, format_tool_result(m, answer, tool_result_chars, line)))
             texts[m] = answer.text
 
