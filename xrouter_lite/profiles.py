@@ -115,6 +115,8 @@ CPU_VALIDATION_QUERIES = 400
 # 1 and 2 onto cheap models (-7 points, test); 1e-4 kept both (-0.1, +0.4); 2e-4 kept seed 1 and gained (+1.6: 0.834 vs
 # 0.818). Conditioned router (60 steps over the grid): AIQ over the 7 λ, one window for all, 0.848 (SFT) -> 0.850 at
 # 1e-4, 0.855 at 2e-4, which stops it escalating to o1-mini at λ = 100 ($0.0048 -> $0.0001 per query; MLP's AIQ 0.871).
+# Since the disagreement note restates λ (agreement.note), from that SFT router at 2e-4: 0.839 vs the MLP's 0.854 (one
+# window); a KL anchor (beta 0.1) at 5e-4: main router +0.2/+0.8/+0.3 over SFT on 3 seeds, conditioned 0.832 vs 0.866.
 GRPO_CPU = GRPOSettings(steps=60, prompts_per_step=8, num_generations=8, learning_rate=2e-4, max_pool=4,
                         max_completion_length=320, save_steps=20, sweep_steps=20, eval_queries=CPU_VALIDATION_QUERIES,
                         sweep_eval_queries=120, per_lambda_routers=False, conditioned_lr=2e-4)

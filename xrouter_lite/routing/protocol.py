@@ -95,9 +95,11 @@ def cost_line(lam: float) -> str:
 
     Measured: placed at the end of the system prompt (~500 tokens before the first call), a tiny 2-layer router
     ignored it (its first-call distribution moved by a total variation of 0.0003 between λ = 1 and 1000 after 2000
-    SFT steps); right before the decision it moved by 0.56 after 600 steps (notebook 02 explains). Restated once
-    more right before each answer note (a later decision: escalate or not), it made the λ=100 router escalate less
-    ($0.0047 -> $0.0022 per query, validation) but the λ=1000 router escalate too ($0.0002 -> $0.0025): not kept.
+    SFT steps); right before the decision it moved by 0.56 after 600 steps (notebook 02 explains). The later
+    decision, whom to pay when two answers differ, reads it again: `agreement.note` restates it after "No earlier
+    call gave this final answer." (validation, SFT router told λ = 100 / 300: it escalated to o1-mini as at λ = 30,
+    $0.0047 / $0.0044 per query, reward 0.651 / 0.633; restated there, $0.0016 / $0.0007, reward 0.717 / 0.710).
+    Restated before *every* answer note instead, the λ=1000 router began to escalate too: not kept.
     """
     if not (math.isfinite(lam) and lam >= 0):
         raise ValueError(f"the cost weight must be a finite number >= 0, got {lam!r}")
