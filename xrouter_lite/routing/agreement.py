@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from xrouter_lite.routing.protocol import cost_line
+
 SAME = "Same final answer as {tool}."
 DIFFERENT = "No earlier call gave this final answer."
 
@@ -65,8 +67,4 @@ def note(task: str, text: str, earlier: Mapping[str, str], lam: float | None = N
     for tool, other in earlier.items():
         if agree(mine, final_answer(task, other)):
             return SAME.format(tool=tool)
-    if lam is None:
-        return DIFFERENT
-    from xrouter_lite.routing.protocol import cost_line
-
-    return DIFFERENT + cost_line(lam)
+    return DIFFERENT if lam is None else DIFFERENT + cost_line(lam)

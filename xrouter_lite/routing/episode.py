@@ -210,8 +210,7 @@ class EpisodeStepper:
         self.grader = grader or _default_grader(pool_records)
         self.count = count_tokens or default_count_tokens()
         self.episode = Episode(query.id, query.task, query.source, allowed, mode, tools=tools,
-                               messages=router_messages(query.text, mode, max_turns,
-                                                        reward_cfg.lam if state_lambda else None))
+                               messages=router_messages(query.text, mode, max_turns, self.stated_lambda))
         self.msg_tokens = sum(self.count(m["content"]) for m in self.episode.messages)
         self.tool_tokens = self.count(json.dumps(tools))
         self.answers: dict[str, Answer] = {}  # model -> its latest answer, for select_response
